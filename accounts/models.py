@@ -1,0 +1,14 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    display_name = models.CharField(max_length=64, blank=True)
+    avatar_url = models.URLField(max_length=500, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    # Persisted copy of presence's "last seen", written when a user goes offline.
+    last_active_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.username

@@ -1,0 +1,85 @@
+"""Who is on the other end of a WebSocket.
+
+Browsers send an Origin header and authenticate with their session cookie; the
+Origin must then be one of ours, or any page on the web could ride the cookie
+(cross-site WebSocket hijacking). Native mobile clients send no Origin and must
+present a token: `Authorization: Bearer <token>` on the handshake, or, for
+clients that cannot set headers, the subprotocol `bearer.<token>` beside
+`chat.v1`. Without Origin the cookie is never used. Tokens in query strings
+are not accepted: they end up in access logs.
+"""
+
+from typing import Any
+from urllib.parse import urlparse
+
+from channels.db import database_sync_to_async
+from channels.security.websocket import OriginValidator, WebsocketDenier
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from knox.auth import TokenAuthentication
+from rest_framework import exceptions
+
+SUBPROTOCOL = "chat.v1"
+TOKEN_SUBPROTOCOL_PREFIX = "bearer."
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin1")
+    return None
+
+
+def bearer_token(scope: dict[str, Any]) -> str | None:
+    authorization = _header(scope, b"authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    for protocol in scope.get("subprotocols", []):
+        if protocol.startswith(TOKEN_SUBPROTOCOL_PREFIX):
+            return protocol[len(TOKEN_SUBPROTOCOL_PREFIX) :]
+    return None
+
+
+def origin_allowed(origin: str) -> bool:
+    parsed = urlparse(origin)
+    if not parsed.hostname:
+        return False
+    validator = OriginValidator(None, settings.ALLOWED_HOSTS)
+    return validator.valid_origin(parsed)
+
+
+@database_sync_to_async
+def user_for_token(token: str) -> tuple[Any, Any] | None:
+    try:
+        return TokenAuthentication().authenticate_credentials(token.encode())
+    except exceptions.AuthenticationFailed:
+        return None
+
+
+class WebSocketAuthMiddleware:
+    """Sets scope["user"] and scope["auth_token"] (the knox token, or None)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        origin = _header(scope, b"origin")
+        if origin is not None and not origin_allowed(origin):
+            # Refuse the handshake itself: a page from elsewhere gets nothing.
+            return await WebsocketDenier()(scope, receive, send)
+
+        token = bearer_token(scope)
+        scope = dict(scope, auth_token=None)
+        if token is not None:
+            found = await user_for_token(token)
+            if found is None:
+                scope["user"] = AnonymousUser()
+            else:
+                scope["user"], scope["auth_token"] = found
+        elif origin is None:
+            # No Origin: not a browser, so the cookie must not authenticate.
+            scope["user"] = AnonymousUser()
+        # else: a browser on our origin, authenticated by its session cookie.
+        return await self.inner(scope, receive, send)
