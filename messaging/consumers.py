@@ -17,6 +17,7 @@ CLOSE_UNAUTHENTICATED = 4401
 class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int
     token_key: str | None
+    session_key: str | None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -26,6 +27,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user_id = user.pk
         token = self.scope.get("auth_token")
         self.token_key = token.token_key if token is not None else None
+        session = self.scope.get("session") if token is None else None
+        self.session_key = session.session_key if session is not None else None
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
         subprotocol = SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None
         await self.accept(subprotocol=subprotocol)
@@ -57,6 +60,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- events from the channel layer ---------------------------------
 
     async def auth_revoked(self, event: dict[str, Any]) -> None:
-        # None revokes every token and session of the user (deactivation, password change).
-        if event.get("token_key") in (None, self.token_key):
+        # An event naming neither a token nor a session revokes every socket of the
+        # user (deactivation, password change); otherwise only the one credential's.
+        token_key, session_key = event.get("token_key"), event.get("session_key")
+        everything = token_key is None and session_key is None
+        if (
+            everything
+            or (token_key is not None and token_key == self.token_key)
+            or (session_key is not None and session_key == self.session_key)
+        ):
             await self.close(code=CLOSE_UNAUTHENTICATED)
