@@ -1,10 +1,10 @@
 """The one way events leave the server for connected devices.
 
 Every socket joins exactly one group, `user.<id>`; a service decides which
-users receive an event and calls `send_to_users_on_commit`. Sending only after
-the transaction commits means no device ever sees state that could still roll
-back. The channel layer is at-most-once: anything that must not be lost is
-also stored (the inbox) and recovered by cursor sync.
+users receive an event. Sending only after the transaction commits means no
+device ever sees state that could still roll back. The channel layer is
+at-most-once: anything that must not be lost is also stored (the inbox) and
+recovered by cursor sync.
 """
 
 import logging
@@ -17,14 +17,16 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
+Outgoing = list[tuple[int, dict[str, Any]]]
+
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-async def send_to_users(user_ids: Iterable[int], message: dict[str, Any]) -> None:
+async def send_many(messages: Outgoing) -> None:
     layer = get_channel_layer()
-    for user_id in user_ids:
+    for user_id, message in messages:
         try:
             await layer.group_send(user_group(user_id), message)
         except Exception:
@@ -32,10 +34,14 @@ async def send_to_users(user_ids: Iterable[int], message: dict[str, Any]) -> Non
             logger.exception("group_send to user %s failed", user_id)
 
 
-def send_to_users_now(user_ids: Iterable[int], message: dict[str, Any]) -> None:
-    async_to_sync(send_to_users)(list(user_ids), message)
+def send_many_now(messages: Outgoing) -> None:
+    if messages:
+        async_to_sync(send_many)(messages)
+
+
+def send_many_on_commit(messages: Outgoing) -> None:
+    transaction.on_commit(lambda: send_many_now(messages))
 
 
 def send_to_users_on_commit(user_ids: Iterable[int], message: dict[str, Any]) -> None:
-    ids = list(user_ids)
-    transaction.on_commit(lambda: send_to_users_now(ids, message))
+    send_many_on_commit([(user_id, message) for user_id in user_ids])

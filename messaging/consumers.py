@@ -1,23 +1,46 @@
-"""The chat socket. It only does networking; services decide everything."""
+"""The chat socket. It only does networking: parse a frame, call a service,
+answer. See docs/protocol.md for the frames."""
 
 import json
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from accounts.ws_auth import SUBPROTOCOL
-from chatproject.realtime import user_group
+from chatproject.errors import ChatError, InvalidInput
+from chatproject.realtime import send_many, user_group
+from messaging import wire
+from messaging.inbox import REPLAY_PAGE, inbox_head, inbox_read
+from messaging.services import conversation_mark_read, message_send
+from messaging.typing import TYPING_EXPIRES_SECONDS, TYPING_THROTTLE_SECONDS, typing_recipients
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
+
+db = database_sync_to_async
+
+
+def _int_field(frame: dict[str, Any], name: str, *, optional: bool = False) -> int | None:
+    value = frame.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidInput(f"`{name}` must be a non-negative integer.", code="invalid_frame")
+    return value
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int
     token_key: str | None
     session_key: str | None
+    # The last inbox cursor this device has been sent; None until `hello`.
+    cursor: int | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -29,6 +52,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.token_key = token.token_key if token is not None else None
         session = self.scope.get("session") if token is None else None
         self.session_key = session.session_key if session is not None else None
+        self.typing_sent: dict[int, float] = {}
+        self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
+            "hello": self.on_hello,
+            "send": self.on_send,
+            "read": self.on_read,
+            "typing": self.on_typing,
+            "heartbeat": self.on_heartbeat,
+        }
+        # Join before any replay: an event committed during the replay is then
+        # either in the replay or queued here, never in neither.
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
         subprotocol = SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None
         await self.accept(subprotocol=subprotocol)
@@ -37,13 +70,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if hasattr(self, "user_id"):
             await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
 
+    # --- sending to the client -------------------------------------------------
+
     async def send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+        await self.send(text_data=json.dumps(content, separators=(",", ":"), ensure_ascii=False))
 
     async def send_error(self, code: str, detail: str, **extra: Any) -> None:
         await self.send_json({"type": "error", "code": code, "detail": detail, **extra})
 
+    async def send_events(self, frames: list[dict[str, Any]]) -> None:
+        for frame in frames:
+            if self.cursor is not None and frame["cursor"] <= self.cursor:
+                continue
+            await self.send_json(frame)
+            self.cursor = frame["cursor"]
+
+    # --- frames from the client -------------------------------------------------
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # Bad input gets an error frame; the connection stays open.
         if text_data is None:
             await self.send_error("binary_not_supported", "Send JSON text frames.")
             return
@@ -55,9 +100,116 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             await self.send_error("invalid_frame", "A frame is a JSON object with a string `type`.")
             return
-        await self.send_error("unknown_type", f"Unknown frame type {frame['type']!r}.")
+        handler = self.handlers.get(frame["type"])
+        if handler is None:
+            await self.send_error("unknown_type", f"Unknown frame type {frame['type'][:40]!r}.")
+            return
+        try:
+            await handler(frame)
+        except ChatError as error:
+            extra = {}
+            if isinstance(frame.get("client_msg_id"), str):
+                extra["client_msg_id"] = frame["client_msg_id"]
+            await self.send_error(error.code, error.detail, **extra)
 
-    # --- events from the channel layer ---------------------------------
+    async def on_hello(self, frame: dict[str, Any]) -> None:
+        cursor = _int_field(frame, "cursor", optional=True)
+        reset = False
+        if cursor is None:
+            # A new device: live events from now on; history comes from REST.
+            self.cursor = await db(inbox_head)(user_id=self.user_id)
+        else:
+            self.cursor = cursor
+            while True:
+                frames = await db(inbox_read)(user_id=self.user_id, after=self.cursor)
+                await self.send_events(frames)
+                if len(frames) < REPLAY_PAGE:
+                    break
+            head = await db(inbox_head)(user_id=self.user_id)
+            if self.cursor > head:
+                # A cursor from the future (a restored database): start again.
+                self.cursor, reset = head, True
+        await self.send_json(
+            {
+                "type": "ready",
+                "cursor": self.cursor,
+                "reset": reset,
+                "heartbeat_interval": settings.PRESENCE_HEARTBEAT_INTERVAL,
+            }
+        )
+
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        conversation_id = _int_field(frame, "conversation_id")
+        result = await db(message_send)(
+            sender_id=self.user_id,
+            conversation_id=conversation_id,
+            client_msg_id=frame.get("client_msg_id"),
+            text=frame.get("text"),
+        )
+        await self.send_json(
+            {
+                "type": "ack",
+                "client_msg_id": result.message.client_msg_id,
+                "duplicate": not result.created,
+                "message": wire.message_dict(result.message),
+            }
+        )
+
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        conversation_id = _int_field(frame, "conversation_id")
+        seq = _int_field(frame, "seq")
+        await db(conversation_mark_read)(
+            user_id=self.user_id, conversation_id=conversation_id, seq=seq
+        )
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        conversation_id = _int_field(frame, "conversation_id")
+        now = time.monotonic()
+        if now - self.typing_sent.get(conversation_id, 0.0) < TYPING_THROTTLE_SECONDS:
+            return
+        recipients = await db(typing_recipients)(
+            user_id=self.user_id, conversation_id=conversation_id
+        )
+        self.typing_sent[conversation_id] = now
+        event = {
+            "type": "typing.event",
+            "conversation_id": conversation_id,
+            "user_id": self.user_id,
+        }
+        await send_many([(user_id, event) for user_id in recipients])
+
+    async def on_heartbeat(self, frame: dict[str, Any]) -> None:
+        return None
+
+    # --- events from the channel layer ---------------------------------------
+
+    async def inbox_event(self, message: dict[str, Any]) -> None:
+        frame = message["event"]
+        if self.cursor is None or frame["cursor"] <= self.cursor:
+            # Before `hello` the replay will include it; at or below the cursor
+            # this device has it already.
+            return
+        if frame["cursor"] > self.cursor + 1:
+            # A gap: an earlier event's delivery is late or was dropped by the
+            # layer. It is committed (ours is), so read it from the inbox.
+            while self.cursor < frame["cursor"] - 1:
+                frames = await db(inbox_read)(
+                    user_id=self.user_id, after=self.cursor, upto=frame["cursor"] - 1
+                )
+                if not frames:
+                    break
+                await self.send_events(frames)
+        await self.send_events([frame])
+
+    async def typing_event(self, message: dict[str, Any]) -> None:
+        await self.send_json(
+            {
+                "type": "typing",
+                "conversation_id": message["conversation_id"],
+                "user_id": message["user_id"],
+                "expires_in": TYPING_EXPIRES_SECONDS,
+            }
+        )
 
     async def auth_revoked(self, event: dict[str, Any]) -> None:
         # An event naming neither a token nor a session revokes every socket of the

@@ -83,5 +83,6 @@ def open_socket(
         subprotocols=subprotocols,
         open_timeout=10,
         max_size=2**21,
+        legacy=True,
     )
     return Socket(conn)

@@ -1,0 +1,141 @@
+"""Input validation and the documented output shapes of the messaging API.
+
+Outputs are produced by messaging.wire (shared with the socket); the output
+serializers here describe those shapes for the OpenAPI schema."""
+
+from rest_framework import serializers
+
+from messaging.models import Conversation, Membership
+
+
+class MessageOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    conversation_id = serializers.IntegerField()
+    seq = serializers.IntegerField()
+    sender_id = serializers.IntegerField()
+    text = serializers.CharField(allow_blank=True)
+    client_msg_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    edited_at = serializers.DateTimeField(allow_null=True)
+    deleted = serializers.BooleanField()
+
+
+class MemberOut(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    username = serializers.CharField()
+    display_name = serializers.CharField(allow_blank=True)
+    avatar_url = serializers.CharField(allow_blank=True)
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
+    last_read_seq = serializers.IntegerField()
+
+
+class ConversationOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Conversation.Kind.choices)
+    title = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    last_activity_at = serializers.DateTimeField()
+    last_seq = serializers.IntegerField()
+    members = MemberOut(many=True)
+    last_message = MessageOut(allow_null=True)
+    last_read_seq = serializers.IntegerField()
+    unread_count = serializers.IntegerField()
+
+
+class ConversationCreateIn(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Conversation.Kind.choices)
+    user_id = serializers.IntegerField(required=False, help_text="direct: the other user")
+    title = serializers.CharField(required=False, max_length=200, help_text="group: its title")
+    member_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        max_length=1000,
+        help_text="group: the other members (the creator is added as owner)",
+    )
+
+    def validate(self, data: dict) -> dict:
+        if data["kind"] == Conversation.Kind.DIRECT and "user_id" not in data:
+            raise serializers.ValidationError({"user_id": ["Required for a direct conversation."]})
+        if data["kind"] == Conversation.Kind.GROUP and not data.get("title", "").strip():
+            raise serializers.ValidationError({"title": ["Required for a group."]})
+        return data
+
+
+class ConversationUpdateIn(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+
+
+class MembersAddIn(serializers.Serializer):
+    user_ids = serializers.ListField(
+        child=serializers.IntegerField(), min_length=1, max_length=1000
+    )
+
+
+class MemberRoleIn(serializers.Serializer):
+    role = serializers.ChoiceField(choices=[Membership.Role.ADMIN, Membership.Role.MEMBER])
+
+
+class MessageSendIn(serializers.Serializer):
+    client_msg_id = serializers.CharField(max_length=64)
+    # Length and blankness are checked by the service, the same for REST and socket.
+    text = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+class MessageEditIn(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+class ReadIn(serializers.Serializer):
+    seq = serializers.IntegerField(min_value=0)
+
+
+class ReadOut(serializers.Serializer):
+    conversation_id = serializers.IntegerField()
+    last_read_seq = serializers.IntegerField()
+
+
+class HistoryQuery(serializers.Serializer):
+    before = serializers.IntegerField(required=False, min_value=0)
+    after = serializers.IntegerField(required=False, min_value=0)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=200)
+
+
+class HistoryOut(serializers.Serializer):
+    messages = MessageOut(many=True)
+    has_more = serializers.BooleanField()
+
+
+class ListQuery(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=200)
+    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+
+
+class SyncQuery(serializers.Serializer):
+    cursor = serializers.IntegerField(min_value=0)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=200)
+
+
+class EventOut(serializers.Serializer):
+    type = serializers.CharField(help_text="always `event`")
+    cursor = serializers.IntegerField()
+    kind = serializers.CharField(
+        help_text="message.new, message.edited, message.deleted, read, member.added, "
+        "member.removed, conversation.updated; further fields depend on the kind"
+    )
+
+
+class SyncOut(serializers.Serializer):
+    events = EventOut(many=True)
+    cursor = serializers.IntegerField()
+    has_more = serializers.BooleanField()
+    reset = serializers.BooleanField()
+
+
+class SendOut(serializers.Serializer):
+    duplicate = serializers.BooleanField()
+    message = MessageOut()
+
+
+class ChatServerOut(serializers.Serializer):
+    url = serializers.CharField(help_text="WebSocket URL to open")
+    heartbeat_interval = serializers.FloatField()

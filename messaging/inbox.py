@@ -1,0 +1,78 @@
+"""The per-user inbox: append events in order, read them back by cursor.
+
+Callers hold the conversation's row lock, so events of one conversation enter
+every member's inbox in the same order. Inbox rows are locked in user-id order
+so that two transactions never wait on each other in a cycle.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import F
+
+from chatproject.realtime import send_many_on_commit
+from messaging.models import Inbox, InboxEvent
+
+REPLAY_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Event:
+    user_id: int
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+
+    def frame(self) -> dict[str, Any]:
+        return {"type": "event", "cursor": self.seq, "kind": self.kind, **self.payload}
+
+
+def inbox_ensure(*, user_ids: Iterable[int]) -> None:
+    Inbox.objects.bulk_create([Inbox(user_id=u) for u in user_ids], ignore_conflicts=True)
+
+
+def inbox_append(*, user_ids: Iterable[int], kind: str, payload: dict[str, Any]) -> list[Event]:
+    """Give each user the event at their next inbox sequence; deliver after commit."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return []
+    locked = dict(
+        Inbox.objects.select_for_update()
+        .filter(user_id__in=ids)
+        .order_by("user_id")
+        .values_list("user_id", "last_seq")
+    )
+    missing = [u for u in ids if u not in locked]
+    if missing:
+        # Users who never had an event: create their inbox, then lock it too.
+        inbox_ensure(user_ids=missing)
+        locked.update(
+            Inbox.objects.select_for_update()
+            .filter(user_id__in=missing)
+            .values_list("user_id", "last_seq")
+        )
+    Inbox.objects.filter(user_id__in=ids).update(last_seq=F("last_seq") + 1)
+    events = [Event(u, locked[u] + 1, kind, payload) for u in ids]
+    InboxEvent.objects.bulk_create(
+        [InboxEvent(user_id=e.user_id, seq=e.seq, kind=kind, payload=payload) for e in events]
+    )
+    send_many_on_commit([(e.user_id, {"type": "inbox.event", "event": e.frame()}) for e in events])
+    return events
+
+
+def inbox_head(*, user_id: int) -> int:
+    return Inbox.objects.filter(user_id=user_id).values_list("last_seq", flat=True).first() or 0
+
+
+def inbox_read(
+    *, user_id: int, after: int, limit: int = REPLAY_PAGE, upto: int | None = None
+) -> list[dict[str, Any]]:
+    """Event frames with cursor > after (and <= upto), oldest first."""
+    rows = InboxEvent.objects.filter(user_id=user_id, seq__gt=after)
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    return [
+        Event(user_id, seq, kind, payload).frame()
+        for seq, kind, payload in rows.order_by("seq").values_list("seq", "kind", "payload")[:limit]
+    ]

@@ -1,0 +1,392 @@
+"""Messaging writes. Each function validates, writes in one transaction, and
+emits inbox events (delivered after commit). The REST views and the socket
+consumer call these same functions.
+
+Locking order, everywhere: the conversation row first, then inbox rows in
+user-id order. Taking the conversation lock for every conversation-scoped
+event makes all members' inboxes agree on the order of that conversation's
+events, and makes the group-size limit hold under concurrent adds.
+"""
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from chatproject.errors import ChatError, InvalidInput, NotFound, PermissionDenied
+from messaging import wire
+from messaging.inbox import inbox_append, inbox_ensure
+from messaging.models import Conversation, Membership, Message
+
+CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class GroupFull(ChatError):
+    code = "group_full"
+    status = 409
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message: Message
+    created: bool
+
+
+# --- helpers ---------------------------------------------------------------
+
+
+def _lock_conversation(conversation_id: int) -> Conversation:
+    try:
+        return Conversation.objects.select_for_update().get(pk=conversation_id)
+    except Conversation.DoesNotExist:
+        raise NotFound("No such conversation.", code="conversation_not_found") from None
+
+
+def _members(conversation: Conversation) -> list[Membership]:
+    return list(
+        Membership.objects.filter(conversation=conversation)
+        .select_related("user")
+        .order_by("joined_at", "id")
+    )
+
+
+def _membership_of(members: list[Membership], user_id: int) -> Membership:
+    for membership in members:
+        if membership.user_id == user_id:
+            return membership
+    # Outsiders get the same answer as for a conversation that does not exist.
+    raise NotFound("No such conversation.", code="conversation_not_found")
+
+
+def _require_manager(membership: Membership) -> None:
+    if not membership.can_manage:
+        raise PermissionDenied("Only the group's owner and admins can do this.")
+
+
+def _require_group(conversation: Conversation) -> None:
+    if conversation.kind != Conversation.Kind.GROUP:
+        raise InvalidInput("Direct conversations have no members to manage.", code="not_a_group")
+
+
+def _active_users(user_ids: Iterable[int]) -> list[User]:
+    ids = set(user_ids)
+    users = list(User.objects.filter(pk__in=ids, is_active=True))
+    if len(users) != len(ids):
+        unknown = sorted(ids - {u.pk for u in users})
+        raise InvalidInput(f"Unknown users: {unknown}.", code="unknown_user")
+    return users
+
+
+def clean_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise InvalidInput("`text` must be a string.", code="invalid_text")
+    text = text.strip()
+    if not text:
+        raise InvalidInput("The message is empty.", code="empty_text")
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise InvalidInput(
+            f"The message is longer than {settings.CHAT_MAX_MESSAGE_CHARS} characters.",
+            code="text_too_long",
+        )
+    if "\x00" in text:
+        raise InvalidInput("The message contains a NUL character.", code="invalid_text")
+    return text
+
+
+def clean_client_msg_id(client_msg_id: object) -> str:
+    if not isinstance(client_msg_id, str) or not CLIENT_MSG_ID.match(client_msg_id):
+        raise InvalidInput(
+            "`client_msg_id` must be 1-64 characters of letters, digits and ._:-",
+            code="invalid_client_msg_id",
+        )
+    return client_msg_id
+
+
+def _check_capacity(current: int, adding: int) -> None:
+    limit = settings.CHAT_MAX_GROUP_MEMBERS
+    if current + adding > limit:
+        raise GroupFull(f"A group has at most {limit} members.")
+
+
+def _emit_members_added(
+    conversation: Conversation, members: list[Membership], added: list[int]
+) -> None:
+    payload = {
+        "conversation_id": conversation.pk,
+        "user_ids": added,
+        "conversation": wire.conversation_dict(conversation, members),
+    }
+    inbox_append(user_ids=[m.user_id for m in members], kind="member.added", payload=payload)
+
+
+# --- conversations ------------------------------------------------------------
+
+
+@transaction.atomic
+def conversation_direct_get_or_create(
+    *, user: User, other_user_id: int
+) -> tuple[Conversation, bool]:
+    if other_user_id == user.pk:
+        raise InvalidInput("A direct conversation needs another user.", code="invalid_user")
+    _active_users([other_user_id])
+    low, high = sorted((user.pk, other_user_id))
+    key = f"{low}:{high}"
+    existing = Conversation.objects.filter(direct_key=key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(
+                kind=Conversation.Kind.DIRECT, direct_key=key, created_by=user
+            )
+    except IntegrityError:
+        # Both users asked at once; the other request created it.
+        return Conversation.objects.get(direct_key=key), False
+    Membership.objects.bulk_create(
+        [
+            Membership(conversation=conversation, user_id=u, role=Membership.Role.MEMBER)
+            for u in (low, high)
+        ]
+    )
+    inbox_ensure(user_ids=[low, high])
+    _emit_members_added(conversation, _members(conversation), [low, high])
+    return conversation, True
+
+
+@transaction.atomic
+def conversation_group_create(
+    *, owner: User, title: str, member_ids: Iterable[int]
+) -> Conversation:
+    title = title.strip()
+    if not title:
+        raise InvalidInput("A group needs a title.", code="invalid_title")
+    others = sorted(set(member_ids) - {owner.pk})
+    _check_capacity(1, len(others))
+    _active_users(others)
+    conversation = Conversation.objects.create(
+        kind=Conversation.Kind.GROUP, title=title[:200], created_by=owner
+    )
+    Membership.objects.bulk_create(
+        [Membership(conversation=conversation, user=owner, role=Membership.Role.OWNER)]
+        + [Membership(conversation=conversation, user_id=u) for u in others]
+    )
+    everyone = [owner.pk, *others]
+    inbox_ensure(user_ids=everyone)
+    _emit_members_added(conversation, _members(conversation), everyone)
+    return conversation
+
+
+@transaction.atomic
+def conversation_rename(*, actor_id: int, conversation_id: int, title: str) -> Conversation:
+    conversation = _lock_conversation(conversation_id)
+    members = _members(conversation)
+    actor = _membership_of(members, actor_id)
+    _require_group(conversation)
+    _require_manager(actor)
+    title = title.strip()
+    if not title:
+        raise InvalidInput("A group needs a title.", code="invalid_title")
+    conversation.title = title[:200]
+    conversation.save(update_fields=["title"])
+    inbox_append(
+        user_ids=[m.user_id for m in members],
+        kind="conversation.updated",
+        payload={"conversation": wire.conversation_dict(conversation, members)},
+    )
+    return conversation
+
+
+@transaction.atomic
+def members_add(*, actor_id: int, conversation_id: int, user_ids: Iterable[int]) -> Conversation:
+    conversation = _lock_conversation(conversation_id)
+    members = _members(conversation)
+    actor = _membership_of(members, actor_id)
+    _require_group(conversation)
+    _require_manager(actor)
+    present = {m.user_id for m in members}
+    new = sorted(set(user_ids) - present)
+    if not new:
+        return conversation
+    # Under the conversation lock: concurrent adds cannot both pass this check.
+    _check_capacity(len(members), len(new))
+    _active_users(new)
+    Membership.objects.bulk_create([Membership(conversation=conversation, user_id=u) for u in new])
+    inbox_ensure(user_ids=new)
+    _emit_members_added(conversation, _members(conversation), new)
+    return conversation
+
+
+@transaction.atomic
+def member_remove(*, actor_id: int, conversation_id: int, user_id: int) -> None:
+    """Remove a member (owner/admins), or leave (anyone, for themselves)."""
+    conversation = _lock_conversation(conversation_id)
+    members = _members(conversation)
+    actor = _membership_of(members, actor_id)
+    _require_group(conversation)
+    target = next((m for m in members if m.user_id == user_id), None)
+    if target is None:
+        raise NotFound("That user is not a member.", code="member_not_found")
+    if user_id != actor_id:
+        _require_manager(actor)
+        if target.role == Membership.Role.OWNER:
+            raise PermissionDenied("The owner cannot be removed.")
+    target.delete()
+    remaining = [m for m in members if m.user_id != user_id]
+    if target.role == Membership.Role.OWNER and remaining:
+        # The group must keep an owner: the longest-standing admin, else member.
+        heir = next((m for m in remaining if m.role == Membership.Role.ADMIN), remaining[0])
+        heir.role = Membership.Role.OWNER
+        heir.save(update_fields=["role"])
+    inbox_append(
+        user_ids=[m.user_id for m in members],
+        kind="member.removed",
+        payload={"conversation_id": conversation.pk, "user_ids": [user_id]},
+    )
+
+
+@transaction.atomic
+def member_set_role(*, actor_id: int, conversation_id: int, user_id: int, role: str) -> None:
+    conversation = _lock_conversation(conversation_id)
+    members = _members(conversation)
+    actor = _membership_of(members, actor_id)
+    _require_group(conversation)
+    if actor.role != Membership.Role.OWNER:
+        raise PermissionDenied("Only the owner can change roles.")
+    if role not in (Membership.Role.ADMIN, Membership.Role.MEMBER):
+        raise InvalidInput("`role` is admin or member.", code="invalid_role")
+    target = next((m for m in members if m.user_id == user_id), None)
+    if target is None:
+        raise NotFound("That user is not a member.", code="member_not_found")
+    if target.role == Membership.Role.OWNER:
+        raise PermissionDenied("The owner's role cannot be changed.")
+    target.role = role
+    target.save(update_fields=["role"])
+    inbox_append(
+        user_ids=[m.user_id for m in members],
+        kind="conversation.updated",
+        payload={"conversation": wire.conversation_dict(conversation, members)},
+    )
+
+
+# --- messages -------------------------------------------------------------
+
+
+def _existing_send(conversation_id: int, sender_id: int, client_msg_id: str) -> Message | None:
+    return Message.objects.filter(
+        conversation_id=conversation_id, sender_id=sender_id, client_msg_id=client_msg_id
+    ).first()
+
+
+@transaction.atomic
+def message_send(
+    *, sender_id: int, conversation_id: int, client_msg_id: object, text: object
+) -> SendResult:
+    client_msg_id = clean_client_msg_id(client_msg_id)
+    text = clean_text(text)
+    conversation = _lock_conversation(conversation_id)
+    member_ids = list(
+        Membership.objects.filter(conversation=conversation).values_list("user_id", flat=True)
+    )
+    if sender_id not in member_ids:
+        raise NotFound("No such conversation.", code="conversation_not_found")
+    # Checked under the lock: a concurrent resend of the same id has committed by now.
+    existing = _existing_send(conversation.pk, sender_id, client_msg_id)
+    if existing is not None:
+        return SendResult(existing, created=False)
+
+    now = timezone.now()
+    conversation.last_seq += 1
+    conversation.last_activity_at = now
+    conversation.save(update_fields=["last_seq", "last_activity_at"])
+    message = Message.objects.create(
+        conversation=conversation,
+        seq=conversation.last_seq,
+        sender_id=sender_id,
+        client_msg_id=client_msg_id,
+        text=text,
+        created_at=now,
+    )
+    # Sending implies having read everything before: unread counts only others' messages.
+    Membership.objects.filter(conversation=conversation, user_id=sender_id).update(
+        last_read_seq=message.seq
+    )
+    inbox_append(
+        user_ids=member_ids, kind="message.new", payload={"message": wire.message_dict(message)}
+    )
+    return SendResult(message, created=True)
+
+
+def _lock_own_message(actor_id: int, message_id: int) -> tuple[Message, list[int]]:
+    message = Message.objects.filter(pk=message_id).only("conversation_id").first()
+    if message is None:
+        raise NotFound("No such message.", code="message_not_found")
+    conversation = _lock_conversation(message.conversation_id)
+    member_ids = list(
+        Membership.objects.filter(conversation=conversation).values_list("user_id", flat=True)
+    )
+    if actor_id not in member_ids:
+        raise NotFound("No such message.", code="message_not_found")
+    message = Message.objects.get(pk=message_id)
+    if message.sender_id != actor_id:
+        raise PermissionDenied("You can only change your own messages.")
+    if message.deleted_at is not None:
+        raise InvalidInput("The message was deleted.", code="message_deleted")
+    return message, member_ids
+
+
+@transaction.atomic
+def message_edit(*, actor_id: int, message_id: int, text: object) -> Message:
+    text = clean_text(text)
+    message, member_ids = _lock_own_message(actor_id, message_id)
+    if text == message.text:
+        return message
+    message.text = text
+    message.edited_at = timezone.now()
+    message.save(update_fields=["text", "edited_at"])
+    inbox_append(
+        user_ids=member_ids, kind="message.edited", payload={"message": wire.message_dict(message)}
+    )
+    return message
+
+
+@transaction.atomic
+def message_delete(*, actor_id: int, message_id: int) -> Message:
+    message, member_ids = _lock_own_message(actor_id, message_id)
+    # A tombstone: the sequence keeps its place, the text is gone.
+    message.text = ""
+    message.deleted_at = timezone.now()
+    message.save(update_fields=["text", "deleted_at"])
+    inbox_append(
+        user_ids=member_ids, kind="message.deleted", payload={"message": wire.message_dict(message)}
+    )
+    return message
+
+
+@transaction.atomic
+def conversation_mark_read(*, user_id: int, conversation_id: int, seq: object) -> int:
+    """Advance the user's read marker (never backwards); returns the stored marker."""
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise InvalidInput("`seq` must be a non-negative integer.", code="invalid_seq")
+    conversation = _lock_conversation(conversation_id)
+    members = list(Membership.objects.filter(conversation=conversation))
+    membership = _membership_of(members, user_id)
+    seq = min(seq, conversation.last_seq)
+    if seq <= membership.last_read_seq:
+        return membership.last_read_seq
+    membership.last_read_seq = seq
+    membership.save(update_fields=["last_read_seq"])
+    # The reader's other devices always learn it; in a direct conversation the
+    # other person sees it as a read receipt. Group read state stays private.
+    recipients = [user_id]
+    if conversation.kind == Conversation.Kind.DIRECT:
+        recipients = [m.user_id for m in members]
+    inbox_append(
+        user_ids=recipients,
+        kind="read",
+        payload={"conversation_id": conversation.pk, "user_id": user_id, "seq": seq},
+    )
+    return seq

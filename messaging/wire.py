@@ -1,0 +1,62 @@
+"""The JSON shapes of messages and conversations, wherever they appear
+(REST answers, `ack` frames, inbox events). One definition keeps REST and the
+socket from drifting apart."""
+
+from datetime import datetime
+from typing import Any
+
+from messaging.models import Conversation, Membership, Message
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.pk,
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "sender_id": message.sender_id,
+        "text": message.text,
+        "client_msg_id": message.client_msg_id,
+        "created_at": iso(message.created_at),
+        "edited_at": iso(message.edited_at),
+        "deleted": message.deleted_at is not None,
+    }
+
+
+def member_dict(membership: Membership) -> dict[str, Any]:
+    user = membership.user
+    return {
+        "user_id": membership.user_id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "avatar_url": user.avatar_url,
+        "role": membership.role,
+        "last_read_seq": membership.last_read_seq,
+    }
+
+
+def conversation_dict(
+    conversation: Conversation,
+    members: list[Membership],
+    *,
+    last_message: Message | None = None,
+    viewer: Membership | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": conversation.pk,
+        "kind": conversation.kind,
+        "title": conversation.title,
+        "created_at": iso(conversation.created_at),
+        "last_activity_at": iso(conversation.last_activity_at),
+        "last_seq": conversation.last_seq,
+        "members": [member_dict(m) for m in members],
+        "last_message": message_dict(last_message) if last_message is not None else None,
+    }
+    if viewer is not None:
+        body["last_read_seq"] = viewer.last_read_seq
+        # Sending advances one's own read marker, so this counts others' messages.
+        body["unread_count"] = max(conversation.last_seq - viewer.last_read_seq, 0)
+    return body
