@@ -16,8 +16,9 @@ from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from knox.auth import TokenAuthentication
 from rest_framework import exceptions
+
+from accounts.authentication import BearerTokenAuthentication
 
 SUBPROTOCOL = "chat.v1"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
@@ -53,7 +54,7 @@ def origin_allowed(origin: str) -> bool:
 @database_sync_to_async
 def user_for_token(token: str) -> tuple[Any, Any] | None:
     try:
-        return TokenAuthentication().authenticate_credentials(token.encode())
+        return BearerTokenAuthentication().authenticate_credentials(token.encode())
     except exceptions.AuthenticationFailed:
         return None
 

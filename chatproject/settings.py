@@ -198,23 +198,33 @@ LOGOUT_REDIRECT_URL = "login"
 # --- REST API ----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": None,
     "EXCEPTION_HANDLER": "chatproject.api_errors.exception_handler",
+    # Counted in the shared cache (Redis when REDIS_URL is set), so the limits hold
+    # across every daphne process. Authentication endpoints add the "auth" scope.
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttles.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "auth": env_str("THROTTLE_AUTH", "20/min"),
         "user": env_str("THROTTLE_USER", "1200/min"),
     },
+    # How many reverse proxies append to X-Forwarded-For. Without it DRF would take
+    # the client-supplied header as the address, and a forged one dodges throttling.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
+# Knox's token model is swappable; naming it lets other models point at it.
+KNOX_TOKEN_MODEL = "knox.AuthToken"
 _token_ttl_hours = env_int("TOKEN_TTL_HOURS", 24 * 30)
 REST_KNOX = {
     # 0 means tokens never expire; otherwise an unused token lapses after the TTL.
     "TOKEN_TTL": timedelta(hours=_token_ttl_hours) if _token_ttl_hours else None,
     "AUTO_REFRESH": True,
+    # Clients send `Authorization: Bearer <token>`, on REST and on the WebSocket handshake.
+    "AUTH_HEADER_PREFIX": "Bearer",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chat platform API",

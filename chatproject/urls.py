@@ -18,3 +18,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("accounts.urls")),
 ]
+
+# JSON for /api/ paths, Django's pages elsewhere (used when DEBUG is off).
+handler404 = "chatproject.api_errors.page_not_found"
+handler500 = "chatproject.api_errors.server_error"

@@ -1,6 +1,21 @@
+from django.contrib.auth import password_validation
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from accounts.models import User
+from accounts.validators import validate_avatar_url, validate_time_zone
+from notifications.models import Device
+
+# DRF trims strings by default; a password is taken exactly as typed.
+_password = {"max_length": 128, "trim_whitespace": False, "write_only": True}
+
+
+def _check_password_strength(password: str, user: User) -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(list(exc.messages)) from None
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -13,26 +28,109 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class MeSerializer(serializers.ModelSerializer):
+    """The signed-in user's own profile."""
+
     class Meta:
         model = User
         fields = ["id", "username", "display_name", "avatar_url", "time_zone", "last_active_at"]
-        read_only_fields = ["id", "username", "last_active_at"]
+        read_only_fields = fields
+
+
+class MeUpdateInputSerializer(serializers.Serializer):
+    display_name = serializers.CharField(max_length=64, allow_blank=True, required=False)
+    avatar_url = serializers.URLField(
+        max_length=500,
+        allow_blank=True,
+        required=False,
+        validators=[validate_avatar_url],
+        help_text="An http(s) image URL; empty to remove.",
+    )
+    time_zone = serializers.CharField(
+        max_length=64,
+        required=False,
+        validators=[validate_time_zone],
+        help_text="An IANA time zone name, e.g. `Europe/Paris`.",
+    )
 
 
 class RegisterInputSerializer(serializers.Serializer):
-    username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=150)
-    password = serializers.CharField(max_length=128, write_only=True)
+    username = serializers.CharField(
+        max_length=150,
+        validators=[UnicodeUsernameValidator()],
+        help_text="Letters, digits and @/./+/-/_ only; unique regardless of case.",
+    )
+    password = serializers.CharField(
+        **_password, help_text="Checked against the password rules (length, common, ...)."
+    )
     display_name = serializers.CharField(
         max_length=64, required=False, allow_blank=True, default=""
     )
 
+    def validate(self, attrs: dict) -> dict:
+        candidate = User(username=attrs["username"], display_name=attrs["display_name"])
+        try:
+            _check_password_strength(attrs["password"], candidate)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"password": exc.detail}) from None
+        return attrs
+
 
 class TokenInputSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, write_only=True)
+    password = serializers.CharField(**_password)
 
 
 class TokenOutputSerializer(serializers.Serializer):
     access = serializers.CharField(help_text="Send as `Authorization: Bearer <access>`.")
-    expiry = serializers.DateTimeField(allow_null=True)
+    expiry = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When the token lapses if unused; each use extends it. Null: never.",
+    )
     user = MeSerializer()
+
+
+class PasswordChangeInputSerializer(serializers.Serializer):
+    current_password = serializers.CharField(**_password)
+    new_password = serializers.CharField(**_password)
+
+    def validate_current_password(self, value: str) -> str:
+        if not self.context["user"].check_password(value):
+            raise serializers.ValidationError("The current password is wrong.")
+        return value
+
+    def validate_new_password(self, value: str) -> str:
+        _check_password_strength(value, self.context["user"])
+        return value
+
+
+class UserSearchQuerySerializer(serializers.Serializer):
+    search = serializers.CharField(
+        max_length=150,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Part of a username or display name, any case. Empty: everyone.",
+    )
+
+
+class DeviceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Device
+        fields = ["id", "platform", "token", "name", "created_at", "last_seen_at"]
+        read_only_fields = fields
+
+
+class DeviceRegisterInputSerializer(serializers.Serializer):
+    platform = serializers.ChoiceField(choices=Device.Platform.choices)
+    token = serializers.CharField(max_length=512, help_text="The FCM registration token.")
+    name = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Shown to the user, e.g. `Pixel 8`.",
+    )
+
+
+class DeviceTokenInputSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=512, help_text="The FCM registration token.")

@@ -1,0 +1,34 @@
+"""Account reads. `access_*` fetch one thing the caller may see, or raise NotFound."""
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import User
+from chatproject.errors import NotFound
+from notifications.models import Device
+
+
+def user_search(*, query: str = "") -> QuerySet[User]:
+    """Active users whose username or display name contains `query` (any case).
+
+    Deactivated users are never found: nobody should start a chat with them.
+    Ordered by username, which is unique, so a cursor can page through it.
+    """
+    users = User.objects.filter(is_active=True)
+    query = query.strip()
+    if query:
+        users = users.filter(Q(username__icontains=query) | Q(display_name__icontains=query))
+    return users.order_by("username")
+
+
+def device_list_for_user(*, user: User) -> QuerySet[Device]:
+    return Device.objects.filter(user=user).order_by("-last_seen_at", "-pk")
+
+
+def access_device(*, user: User, device_id: int | None = None, token: str | None = None) -> Device:
+    """The user's device by id or push token; someone else's answers as not found."""
+    devices = Device.objects.filter(user=user)
+    lookup = {"pk": device_id} if device_id is not None else {"token": token}
+    try:
+        return devices.get(**lookup)
+    except Device.DoesNotExist:
+        raise NotFound("No such device.") from None
