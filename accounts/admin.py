@@ -5,6 +5,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from knox.admin import AuthTokenAdmin as KnoxAuthTokenAdmin
@@ -18,6 +19,7 @@ from accounts.models import User
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     change_password_form = RevokingAdminPasswordChangeForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["username", "display_name", "is_active", "is_staff", "last_active_at"]
     search_fields = ["username", "display_name", "email"]
     fieldsets = [

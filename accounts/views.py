@@ -68,6 +68,8 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 class ProfileView(LoginRequiredMixin, UpdateView):
     template_name = "accounts/profile.html"
     form_class = ProfileForm
+    # Not "user": that would hide the signed-in user of the page header.
+    context_object_name = "profile"
     success_url = reverse_lazy("profile")
 
     def get_object(self, queryset: Any = None) -> User:

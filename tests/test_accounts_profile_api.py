@@ -27,7 +27,7 @@ def test_me_shows_the_callers_own_profile_and_nothing_private(client, alice):
         "id": alice.id,
         "username": "alice",
         "display_name": "Alice A.",
-        "avatar_url": "",
+        "avatar_url": None,
         "time_zone": "UTC",
         "last_active_at": None,
     }
@@ -69,12 +69,15 @@ def test_patch_me_changes_only_the_given_fields(client, alice):
 
 
 @pytest.mark.django_db
-def test_patch_me_can_clear_the_avatar(client, alice):
+def test_patch_me_clears_the_avatar_with_null(client, alice):
     User.objects.filter(pk=alice.id).update(avatar_url="https://img.example.com/a.png")
 
-    response = call(client, "patch", ME, {"avatar_url": ""}, **alice.auth)
+    response = call(client, "patch", ME, {"avatar_url": None}, **alice.auth)
 
-    assert response.json()["avatar_url"] == ""
+    assert response.status_code == 200
+    assert response.json()["avatar_url"] is None
+    alice.user.refresh_from_db()
+    assert alice.user.avatar_url == ""
 
 
 @pytest.mark.django_db
@@ -99,6 +102,8 @@ def test_patch_me_ignores_read_only_fields(client, alice):
         ({"avatar_url": "javascript:alert(1)"}, "avatar_url"),
         ({"display_name": "x" * 65}, "display_name"),
         ({"display_name": None}, "display_name"),
+        ({"display_name": 42}, "display_name"),
+        ({"time_zone": ["UTC"]}, "time_zone"),
     ],
 )
 def test_patch_me_validates_each_field_and_changes_nothing(client, alice, payload, field):
@@ -158,7 +163,7 @@ def test_users_never_shows_email_staff_flags_or_deactivated_users(client, alice,
         "id": bob.id,
         "username": "bob",
         "display_name": "Bob B.",
-        "avatar_url": "",
+        "avatar_url": None,
         "last_active_at": None,
     }
     assert call(client, "get", f"{USERS}?search=dave", **alice.auth).json()["results"] == []
@@ -194,7 +199,13 @@ def test_users_caps_the_page_size(client, alice, make_member):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("search=" + "x" * 151, "search"), ("search=a%00b", "search"), ("cursor=garbage", "cursor")],
+    [
+        ("search=" + "x" * 151, "search"),
+        ("search=a%00b", "search"),
+        ("cursor=garbage", "cursor"),
+        ("limit=0", "limit"),
+        ("limit=ten", "limit"),
+    ],
 )
 def test_users_validates_its_query(client, alice, query, field):
     response = call(client, "get", f"{USERS}?{query}", **alice.auth)

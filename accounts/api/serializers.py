@@ -3,6 +3,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from accounts.api.fields import AvatarURLField, StrictCharField, StrictURLField
 from accounts.models import User
 from accounts.validators import validate_avatar_url, validate_time_zone
 from notifications.models import Device
@@ -21,6 +22,8 @@ def _check_password_strength(password: str, user: User) -> None:
 class UserSerializer(serializers.ModelSerializer):
     """A user as anyone signed in may see them: never e-mail or staff flags."""
 
+    avatar_url = AvatarURLField(read_only=True, allow_null=True)
+
     class Meta:
         model = User
         fields = ["id", "username", "display_name", "avatar_url", "last_active_at"]
@@ -30,6 +33,8 @@ class UserSerializer(serializers.ModelSerializer):
 class MeSerializer(serializers.ModelSerializer):
     """The signed-in user's own profile."""
 
+    avatar_url = AvatarURLField(read_only=True, allow_null=True)
+
     class Meta:
         model = User
         fields = ["id", "username", "display_name", "avatar_url", "time_zone", "last_active_at"]
@@ -37,34 +42,35 @@ class MeSerializer(serializers.ModelSerializer):
 
 
 class MeUpdateInputSerializer(serializers.Serializer):
-    display_name = serializers.CharField(max_length=64, allow_blank=True, required=False)
-    avatar_url = serializers.URLField(
+    display_name = StrictCharField(max_length=64, allow_blank=True, required=False)
+    avatar_url = StrictURLField(
         max_length=500,
-        allow_blank=True,
+        allow_null=True,
         required=False,
         validators=[validate_avatar_url],
-        help_text="An http(s) image URL; empty to remove.",
+        help_text="An http(s) image URL; null to remove.",
     )
-    time_zone = serializers.CharField(
+    time_zone = StrictCharField(
         max_length=64,
         required=False,
         validators=[validate_time_zone],
         help_text="An IANA time zone name, e.g. `Europe/Paris`.",
     )
 
+    def validate_avatar_url(self, value: str | None) -> str:
+        return value or ""  # stored as "" when there is none
+
 
 class RegisterInputSerializer(serializers.Serializer):
-    username = serializers.CharField(
+    username = StrictCharField(
         max_length=150,
         validators=[UnicodeUsernameValidator()],
         help_text="Letters, digits and @/./+/-/_ only; unique regardless of case.",
     )
-    password = serializers.CharField(
+    password = StrictCharField(
         **_password, help_text="Checked against the password rules (length, common, ...)."
     )
-    display_name = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, default=""
-    )
+    display_name = StrictCharField(max_length=64, required=False, allow_blank=True, default="")
 
     def validate(self, attrs: dict) -> dict:
         candidate = User(username=attrs["username"], display_name=attrs["display_name"])
@@ -76,8 +82,8 @@ class RegisterInputSerializer(serializers.Serializer):
 
 
 class TokenInputSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(**_password)
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(**_password)
 
 
 class TokenOutputSerializer(serializers.Serializer):
@@ -90,8 +96,8 @@ class TokenOutputSerializer(serializers.Serializer):
 
 
 class PasswordChangeInputSerializer(serializers.Serializer):
-    current_password = serializers.CharField(**_password)
-    new_password = serializers.CharField(**_password)
+    current_password = StrictCharField(**_password)
+    new_password = StrictCharField(**_password)
 
     def validate_current_password(self, value: str) -> str:
         if not self.context["user"].check_password(value):
@@ -104,7 +110,7 @@ class PasswordChangeInputSerializer(serializers.Serializer):
 
 
 class UserSearchQuerySerializer(serializers.Serializer):
-    search = serializers.CharField(
+    search = StrictCharField(
         max_length=150,
         required=False,
         allow_blank=True,
@@ -122,8 +128,8 @@ class DeviceSerializer(serializers.ModelSerializer):
 
 class DeviceRegisterInputSerializer(serializers.Serializer):
     platform = serializers.ChoiceField(choices=Device.Platform.choices)
-    token = serializers.CharField(max_length=512, help_text="The FCM registration token.")
-    name = serializers.CharField(
+    token = StrictCharField(max_length=512, help_text="The FCM registration token.")
+    name = StrictCharField(
         max_length=100,
         required=False,
         allow_blank=True,
@@ -133,4 +139,4 @@ class DeviceRegisterInputSerializer(serializers.Serializer):
 
 
 class DeviceTokenInputSerializer(serializers.Serializer):
-    token = serializers.CharField(max_length=512, help_text="The FCM registration token.")
+    token = StrictCharField(max_length=512, help_text="The FCM registration token.")

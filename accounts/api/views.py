@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -42,7 +43,13 @@ def _token_response(user: Any, token: Any, raw: str, http_status: int) -> Respon
     return Response(TokenOutputSerializer(data).data, status=http_status)
 
 
-class _AuthEndpoint(APIView):
+class _JSONView(APIView):
+    # JSON only: DRF's form parsers read "" as "field left out" and every value as
+    # a string, which would make the API accept what its schema refuses.
+    parser_classes = [JSONParser]
+
+
+class _AuthEndpoint(_JSONView):
     """Sign-up and log-in: anonymous, and limited per client address."""
 
     permission_classes = [AllowAny]
@@ -50,7 +57,7 @@ class _AuthEndpoint(APIView):
     throttle_classes = [AuthRateThrottle]
 
 
-class _TokenOnly(APIView):
+class _TokenOnly(_JSONView):
     # Signing out or changing a password through the API concerns the calling
     # device's token; browsers do these on the web pages, with CSRF-protected forms.
     authentication_classes = [BearerTokenAuthentication]
@@ -138,7 +145,7 @@ class PasswordView(_TokenOnly):
         return _token_response(request.user, token, raw, status.HTTP_200_OK)
 
 
-class MeView(APIView):
+class MeView(_JSONView):
     @extend_schema(
         operation_id="me_retrieve",
         summary="The signed-in user's profile",
@@ -181,7 +188,7 @@ class UserListView(generics.ListAPIView):
         return selectors.user_search(query=query.validated_data["search"])
 
 
-class DeviceListView(APIView):
+class DeviceListView(_JSONView):
     @extend_schema(
         operation_id="devices_list",
         summary="The caller's registered push devices, most recently seen first",
@@ -230,7 +237,7 @@ class DeviceListView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class DeviceDetailView(APIView):
+class DeviceDetailView(_JSONView):
     @extend_schema(
         operation_id="devices_delete",
         summary="Unregister one of the caller's devices by id",
