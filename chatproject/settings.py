@@ -244,6 +244,8 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 100_000)
 CHAT_PUBLIC_WS_URL = env_str("CHAT_PUBLIC_WS_URL")
 PRESENCE_HEARTBEAT_INTERVAL = env_float("PRESENCE_HEARTBEAT_INTERVAL", 5.0)
 PRESENCE_TIMEOUT = env_float("PRESENCE_TIMEOUT", 30.0)
+# Groups up to this size get live presence; members of bigger ones ask on demand.
+PRESENCE_FANOUT_MAX_GROUP = env_int("PRESENCE_FANOUT_MAX_GROUP", 20)
 
 # --- I18N, static --------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -254,6 +256,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# In development serve straight from the app and static/ folders, no collectstatic.
+SERVESTATIC_USE_FINDERS = DEBUG
+SERVESTATIC_AUTOREFRESH = DEBUG
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -18,6 +18,8 @@ from messaging import wire
 from messaging.inbox import REPLAY_PAGE, inbox_head, inbox_read
 from messaging.services import conversation_mark_read, message_send
 from messaging.typing import TYPING_EXPIRES_SECONDS, TYPING_THROTTLE_SECONDS, typing_recipients
+from presence import sweeper
+from presence.services import device_beat, device_left
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +70,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
         subprotocol = SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None
         await self.accept(subprotocol=subprotocol)
+        sweeper.ensure_running()
+        await device_beat(user_id=self.user_id, device=self.channel_name)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "user_id"):
             await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
+            await device_left(user_id=self.user_id, device=self.channel_name)
 
     # --- sending to the client -------------------------------------------------
 
@@ -182,7 +187,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await send_many([(user_id, event) for user_id in recipients])
 
     async def on_heartbeat(self, frame: dict[str, Any]) -> None:
-        return None
+        await device_beat(user_id=self.user_id, device=self.channel_name)
 
     # --- events from the channel layer ---------------------------------------
 
@@ -213,6 +218,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "expires_in": TYPING_EXPIRES_SECONDS,
             }
         )
+
+    async def presence_event(self, message: dict[str, Any]) -> None:
+        await self.send_json(message["frame"])
 
     async def auth_revoked(self, event: dict[str, Any]) -> None:
         # An event naming neither a token nor a session revokes every socket of the

@@ -52,7 +52,7 @@ async def sender(url: str, token: str, conversations: list[int], rng: random.Ran
                     key = reply["client_msg_id"]
                     pending.discard(key + "#dup" if reply["duplicate"] else key)
                     acked += not reply["duplicate"]
-                assert reply["type"] in ("ack", "event"), reply
+                assert reply["type"] in ("ack", "event", "presence"), reply
         while pending:
             reply = json.loads(await asyncio.wait_for(ws.recv(), 20))
             if reply["type"] == "ack":

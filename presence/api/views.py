@@ -1,0 +1,34 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chatproject.errors import InvalidInput
+from presence.selectors import MAX_USERS_PER_QUERY, presence_for
+
+
+class PresenceOut(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["online", "offline"])
+    last_active_at = serializers.DateTimeField(allow_null=True)
+
+
+def _user_ids(raw: str) -> list[int]:
+    try:
+        ids = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidInput("`user_ids` is a comma-separated list of ids.") from None
+    if not ids or len(ids) > MAX_USERS_PER_QUERY or min(ids) < 1:
+        raise InvalidInput(f"Give 1 to {MAX_USERS_PER_QUERY} positive user ids.")
+    return ids
+
+
+class PresenceView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("user_ids", str, required=True, description="e.g. `3,7,12`")],
+        responses=PresenceOut(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        ids = _user_ids(request.query_params.get("user_ids", ""))
+        return Response(presence_for(viewer_id=request.user.pk, user_ids=ids))

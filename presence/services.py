@@ -1,0 +1,97 @@
+"""Presence: devices beat, users change state, contacts hear about changes.
+
+A user is online while any device beats. Only changes are announced (the
+store decides atomically which caller saw the change), to the user's
+contacts: people sharing a direct conversation, and members of groups small
+enough to fan out to. Members of big groups ask on demand instead.
+"""
+
+import logging
+from datetime import UTC, datetime
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db.models import Count, Q
+
+from accounts.models import User
+from chatproject.realtime import send_many
+from messaging.models import Conversation, Membership
+from presence.store import Status, get_store, now
+
+logger = logging.getLogger(__name__)
+
+
+def contacts_of(user_id: int) -> list[int]:
+    """Who is told when this user comes and goes."""
+    mine = Membership.objects.filter(user_id=user_id).values("conversation_id")
+    # Filter by subquery, not by joining memberships: a join would make the
+    # Count below count only this user's row.
+    small = (
+        Conversation.objects.filter(pk__in=mine)
+        .annotate(size=Count("memberships"))
+        .filter(Q(kind=Conversation.Kind.DIRECT) | Q(size__lte=settings.PRESENCE_FANOUT_MAX_GROUP))
+        .values("pk")
+    )
+    return list(
+        Membership.objects.filter(conversation_id__in=small)
+        .exclude(user_id=user_id)
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+
+
+def _persist_last_active(user_id: int, at: float) -> None:
+    # Redis keeps the live value; the database keeps "last seen" across restarts.
+    User.objects.filter(pk=user_id).update(last_active_at=datetime.fromtimestamp(at, UTC))
+
+
+def status_frame(status: Status) -> dict:
+    last = status.last_active_at
+    return {
+        "type": "presence",
+        "user_id": status.user_id,
+        "status": "online" if status.online else "offline",
+        "last_active_at": datetime.fromtimestamp(last, UTC).isoformat().replace("+00:00", "Z")
+        if last is not None
+        else None,
+    }
+
+
+async def _announce(user_id: int, *, online: bool, at: float) -> None:
+    if not online:
+        await database_sync_to_async(_persist_last_active)(user_id, at)
+    contacts = await database_sync_to_async(contacts_of)(user_id)
+    frame = status_frame(Status(user_id, online, at))
+    await send_many([(contact, {"type": "presence.event", "frame": frame}) for contact in contacts])
+
+
+async def device_beat(*, user_id: int, device: str) -> None:
+    """A device connected or sent a heartbeat."""
+    at = now()
+    if await get_store().beat(user_id, device, at, settings.PRESENCE_TIMEOUT):
+        await _announce(user_id, online=True, at=at)
+
+
+async def device_left(*, user_id: int, device: str) -> None:
+    """A device closed its socket cleanly: offline at once if it was the last."""
+    at = now()
+    if await get_store().leave(user_id, device, at):
+        await _announce(user_id, online=False, at=at)
+
+
+async def sweep(*, limit: int = 500) -> int:
+    """Take devices whose beats stopped (dead network, killed chat server)."""
+    at = now()
+    store = get_store()
+    gone = 0
+    for user_id, device in await store.expired(at, limit):
+        if await store.expire(user_id, device, at):
+            gone += 1
+            last = store.statuses([user_id], at)[0].last_active_at
+            await _announce(user_id, online=False, at=last or at)
+    return gone
+
+
+def is_online(user_id: int) -> bool:
+    """One cheap call: has this user any device beating now? (Push uses it.)"""
+    return get_store().statuses([user_id], now())[0].online

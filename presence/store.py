@@ -1,0 +1,225 @@
+"""Where presence lives: which devices of a user are beating, until when.
+
+Two stores with one behaviour: Redis (shared by every chat server; each
+operation one atomic Lua script) and process memory for the embedded default.
+Every operation reports whether the user's state *changed*, decided atomically,
+so exactly one process announces each change, never one per beat.
+"""
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+import redis.asyncio as aredis
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class Status:
+    user_id: int
+    online: bool
+    last_active_at: float | None  # unix time of the last beat
+
+
+class PresenceStore(Protocol):
+    async def beat(self, user_id: int, device: str, now: float, ttl: float) -> bool:
+        """Record a beat; True when the user just came online."""
+
+    async def leave(self, user_id: int, device: str, now: float) -> bool:
+        """Forget a device; True when that was the user's last live device."""
+
+    async def expired(self, now: float, limit: int) -> list[tuple[int, str]]:
+        """Devices whose beat is overdue (candidates for `expire`)."""
+
+    async def expire(self, user_id: int, device: str, now: float) -> bool:
+        """Drop an overdue device; True when the user just went offline.
+        Only one caller wins a given device, so only one announces it."""
+
+    def statuses(self, user_ids: list[int], now: float) -> list[Status]: ...
+
+
+# KEYS: the user's device zset (device -> deadline), the global deadline zset
+# ("user:device" -> deadline), the user's last-beat time, the user's announced
+# state. ARGV: device, "user:device", now[, deadline].
+# The announced state makes changes alternate online/offline exactly: a device
+# that timed out but is not swept yet cannot make a second "online".
+_BEAT = """
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if redis.call('GET', KEYS[4]) ~= '1' then
+  redis.call('SET', KEYS[4], '1')
+  return 1
+end
+return 0
+"""
+
+_GONE = """
+local left = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[3], '+inf')
+if left == 0 and redis.call('GET', KEYS[4]) == '1' then
+  redis.call('SET', KEYS[4], '0')
+  return 1
+end
+return 0
+"""
+
+_LEAVE = (
+    """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+"""
+    + _GONE
+)
+
+_EXPIRE = (
+    """
+local deadline = redis.call('ZSCORE', KEYS[2], ARGV[2])
+if not deadline or tonumber(deadline) > tonumber(ARGV[3]) then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+"""
+    + _GONE
+)
+
+
+class RedisPresenceStore:
+    def __init__(self, url: str, prefix: str) -> None:
+        self.prefix = f"{prefix}:presence"
+        self.url = url
+        self._async: aredis.Redis | None = None
+        self.sync = redis.Redis.from_url(url)
+
+    @property
+    def client(self) -> aredis.Redis:
+        if self._async is None:
+            self._async = aredis.Redis.from_url(self.url)
+        return self._async
+
+    def _keys(self, user_id: int) -> list[str]:
+        return [
+            f"{self.prefix}:devices:{user_id}",
+            f"{self.prefix}:deadlines",
+            f"{self.prefix}:last:{user_id}",
+            f"{self.prefix}:state:{user_id}",
+        ]
+
+    async def _run(self, script: str, user_id: int, device: str, *args: float) -> bool:
+        keys = self._keys(user_id)
+        result = await self.client.eval(
+            script, len(keys), *keys, device, f"{user_id}:{device}", *args
+        )
+        return bool(result)
+
+    async def beat(self, user_id: int, device: str, now: float, ttl: float) -> bool:
+        return await self._run(_BEAT, user_id, device, now, now + ttl)
+
+    async def leave(self, user_id: int, device: str, now: float) -> bool:
+        return await self._run(_LEAVE, user_id, device, now)
+
+    async def expired(self, now: float, limit: int) -> list[tuple[int, str]]:
+        members = await self.client.zrangebyscore(
+            f"{self.prefix}:deadlines", "-inf", now, start=0, num=limit
+        )
+        found = []
+        for member in members:
+            user_id, _, device = member.decode().partition(":")
+            found.append((int(user_id), device))
+        return found
+
+    async def expire(self, user_id: int, device: str, now: float) -> bool:
+        return await self._run(_EXPIRE, user_id, device, now)
+
+    def statuses(self, user_ids: list[int], now: float) -> list[Status]:
+        pipe = self.sync.pipeline(transaction=False)
+        for user_id in user_ids:
+            devices, _, last, _ = self._keys(user_id)
+            pipe.zcount(devices, f"({now}", "+inf")
+            pipe.get(last)
+        replies = pipe.execute()
+        return [
+            Status(
+                user_id=user_id,
+                online=replies[2 * i] > 0,
+                last_active_at=float(replies[2 * i + 1]) if replies[2 * i + 1] else None,
+            )
+            for i, user_id in enumerate(user_ids)
+        ]
+
+
+class MemoryPresenceStore:
+    """One process only: the embedded default (`make run` without Redis)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.deadlines: dict[int, dict[str, float]] = {}
+        self.last: dict[int, float] = {}
+        self.announced_online: set[int] = set()
+
+    def _live(self, user_id: int, now: float) -> int:
+        # Overdue devices stay listed until `expire` takes them, as in Redis.
+        return sum(d > now for d in self.deadlines.get(user_id, {}).values())
+
+    async def beat(self, user_id: int, device: str, now: float, ttl: float) -> bool:
+        with self.lock:
+            self.deadlines.setdefault(user_id, {})[device] = now + ttl
+            self.last[user_id] = now
+            if user_id in self.announced_online:
+                return False
+            self.announced_online.add(user_id)
+            return True
+
+    def _gone(self, user_id: int, now: float) -> bool:
+        if self._live(user_id, now) or user_id not in self.announced_online:
+            return False
+        self.announced_online.discard(user_id)
+        return True
+
+    async def leave(self, user_id: int, device: str, now: float) -> bool:
+        with self.lock:
+            self.deadlines.get(user_id, {}).pop(device, None)
+            return self._gone(user_id, now)
+
+    async def expired(self, now: float, limit: int) -> list[tuple[int, str]]:
+        with self.lock:
+            return [
+                (user_id, device)
+                for user_id, devices in self.deadlines.items()
+                for device, deadline in devices.items()
+                if deadline <= now
+            ][:limit]
+
+    async def expire(self, user_id: int, device: str, now: float) -> bool:
+        with self.lock:
+            devices = self.deadlines.get(user_id, {})
+            deadline = devices.get(device)
+            if deadline is None or deadline > now:
+                return False
+            del devices[device]
+            return self._gone(user_id, now)
+
+    def statuses(self, user_ids: list[int], now: float) -> list[Status]:
+        with self.lock:
+            return [Status(u, bool(self._live(u, now)), self.last.get(u)) for u in user_ids]
+
+
+_store: PresenceStore | None = None
+_store_lock = threading.Lock()
+
+
+def get_store() -> PresenceStore:
+    global _store
+    with _store_lock:
+        if _store is None:
+            _store = (
+                RedisPresenceStore(settings.REDIS_URL, settings.REDIS_PREFIX)
+                if settings.REDIS_URL
+                else MemoryPresenceStore()
+            )
+        return _store
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,177 @@
+"""Presence over real sockets on live daphne servers and real Redis.
+
+The test settings beat every 0.5 s and time out after 2 s. Cast: alice comes
+and goes, bob is her contact (a direct conversation), charlie is a stranger."""
+
+import time
+
+import pytest
+
+from accounts.models import User
+from presence.services import is_online
+from tests.messaging_helpers import api, direct, group
+from tests.support.ws import Socket, open_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TIMEOUT = 2.0
+BEAT = 0.5
+
+
+def online(server, member) -> Socket:
+    sock = open_socket(server.ws_url, token=member.token)
+    sock.send({"type": "hello", "cursor": None})
+    sock.expect("ready")
+    return sock
+
+
+def presence_frames(sock: Socket, seconds: float, user_id: int) -> list[dict]:
+    return [
+        f for f in sock.frames_for(seconds) if f["type"] == "presence" and f["user_id"] == user_id
+    ]
+
+
+def keep_beating(sock: Socket, seconds: float) -> list[dict]:
+    frames = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sock.send({"type": "heartbeat"})
+        frames += sock.frames_for(BEAT)
+    return frames
+
+
+def test_a_contact_sees_one_online_event_when_a_user_connects(live_daphne, alice, bob):
+    direct(alice, bob)
+    with online(live_daphne, bob) as bob_phone:
+        alice_phone = online(live_daphne, alice)
+        with alice_phone:
+            event = bob_phone.expect("presence", user_id=alice.id)
+            assert event["status"] == "online"
+            assert event["last_active_at"].endswith("Z")
+            # A second device and heartbeats change nothing: no more events.
+            alice_laptop = online(live_daphne, alice)
+            with alice_laptop:
+                alice_phone.send({"type": "heartbeat"})
+                alice_laptop.send({"type": "heartbeat"})
+                assert presence_frames(bob_phone, 1.0, alice.id) == []
+
+
+def test_a_user_stays_online_while_a_second_device_stays(live_daphne, alice, bob):
+    direct(alice, bob)
+    with online(live_daphne, bob) as bob_phone:
+        alice_phone = online(live_daphne, alice)
+        alice_laptop = online(live_daphne, alice)
+        bob_phone.expect("presence", user_id=alice.id, status="online")
+
+        alice_phone.close()
+        frames = keep_beating(alice_laptop, TIMEOUT + 1)
+
+        assert [f for f in frames if f.get("user_id") == alice.id] == []
+        assert presence_frames(bob_phone, 0.2, alice.id) == []
+        assert is_online(alice.id)
+        body = api(bob).get(f"/api/v1/presence/?user_ids={alice.id}").json()
+        assert body[0]["status"] == "online"
+        alice_laptop.close()
+
+
+def test_the_last_clean_close_makes_a_user_offline_at_once(live_daphne, alice, bob):
+    direct(alice, bob)
+    with online(live_daphne, bob) as bob_phone:
+        alice_phone = online(live_daphne, alice)
+        bob_phone.expect("presence", user_id=alice.id, status="online")
+
+        closed_at = time.monotonic()
+        alice_phone.close()
+        event = bob_phone.expect("presence", user_id=alice.id, timeout=TIMEOUT)
+        noticed_after = time.monotonic() - closed_at
+
+        assert event["status"] == "offline"
+        assert noticed_after < TIMEOUT / 2  # well before any timeout could fire
+        assert presence_frames(bob_phone, TIMEOUT + 1, alice.id) == []
+    assert not is_online(alice.id)
+    assert User.objects.get(pk=alice.id).last_active_at is not None
+
+
+def test_heartbeats_keep_a_user_online_past_the_timeout(live_daphne, alice, bob):
+    direct(alice, bob)
+    with online(live_daphne, bob) as bob_phone, online(live_daphne, alice) as alice_phone:
+        bob_phone.expect("presence", user_id=alice.id, status="online")
+
+        keep_beating(alice_phone, TIMEOUT * 2)
+
+        assert presence_frames(bob_phone, 0.2, alice.id) == []
+        assert is_online(alice.id)
+
+
+def test_a_silent_device_goes_offline_within_timeout_and_one_beat(live_daphne, alice, bob):
+    direct(alice, bob)
+    with online(live_daphne, bob) as bob_phone:
+        # A dropped network: the socket stays open but nothing is read or written.
+        alice_phone = online(live_daphne, alice)
+        last_beat = time.monotonic()
+        bob_phone.expect("presence", user_id=alice.id, status="online")
+
+        event = bob_phone.expect("presence", user_id=alice.id, timeout=TIMEOUT + 3)
+        silent_for = time.monotonic() - last_beat
+
+        assert event["status"] == "offline"
+        assert TIMEOUT - 0.2 <= silent_for <= TIMEOUT + BEAT + 1.0
+        assert presence_frames(bob_phone, 1.0, alice.id) == []
+        alice_phone.close()
+
+
+def test_a_killed_chat_server_leaves_no_one_online(live_daphne, daphne_factory, alice, bob):
+    doomed = daphne_factory()
+    direct(alice, bob)
+    with online(live_daphne, bob) as bob_phone:
+        online(doomed, alice)  # alice's only socket, on the server about to die
+        bob_phone.expect("presence", user_id=alice.id, status="online")
+
+        killed_at = time.monotonic()
+        doomed.kill()
+        event = bob_phone.expect("presence", user_id=alice.id, timeout=TIMEOUT + 3)
+
+        assert event["status"] == "offline"
+        assert time.monotonic() - killed_at <= TIMEOUT + BEAT + 1.0
+    assert not is_online(alice.id)
+
+
+def test_members_of_small_groups_get_live_presence_and_big_groups_do_not(
+    daphne_factory, alice, bob, make_member
+):
+    server = daphne_factory(PRESENCE_FANOUT_MAX_GROUP="3")
+    carol, dave = make_member("carol"), make_member("dave")
+    group(bob, alice, carol, title="small")  # 3 members: live
+    group(dave, alice, carol, bob, title="big")  # 4 members: on demand
+    with online(server, carol) as carol_phone, online(server, dave) as dave_phone:
+        with online(server, alice):
+            assert carol_phone.expect("presence", user_id=alice.id)["status"] == "online"
+            assert presence_frames(dave_phone, 0.8, alice.id) == []
+            body = api(dave).get(f"/api/v1/presence/?user_ids={alice.id},{carol.id}").json()
+        assert [(p["user_id"], p["status"]) for p in body] == [
+            (alice.id, "online"),
+            (carol.id, "online"),
+        ]
+
+
+def test_presence_on_demand_answers_only_for_people_who_share_a_conversation(alice, bob, charlie):
+    direct(alice, bob)
+
+    mine = api(bob).get(f"/api/v1/presence/?user_ids={alice.id},{bob.id}")
+    stranger = api(charlie).get(f"/api/v1/presence/?user_ids={alice.id}")
+    unknown = api(bob).get("/api/v1/presence/?user_ids=999999")
+    malformed = api(bob).get("/api/v1/presence/?user_ids=a,b")
+    anonymous = api().get(f"/api/v1/presence/?user_ids={alice.id}")
+
+    assert mine.status_code == 200
+    assert [p["status"] for p in mine.json()] == ["offline", "offline"]
+    assert stranger.status_code == 404
+    assert stranger.json()["code"] == "user_not_found"
+    assert unknown.status_code == 404
+    assert malformed.status_code == 400
+    assert anonymous.status_code == 401
+
+
+def test_strangers_hear_nothing(live_daphne, alice, charlie):
+    with online(live_daphne, charlie) as charlie_phone, online(live_daphne, alice):
+        assert presence_frames(charlie_phone, 1.0, alice.id) == []
