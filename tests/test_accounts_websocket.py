@@ -197,3 +197,31 @@ def test_password_change_closes_every_socket_and_the_new_password_works(live_dap
     assert call(Client(), "get", "/api/v1/me/", **bearer(tablet_token)).status_code == 401
     for sock in sockets:
         sock.close()
+
+
+def test_signing_out_of_all_apps_closes_token_sockets_but_not_the_browsers(live_daphne, alice):
+    laptop, laptop_cookie = browser_for(alice)
+    _, tablet_token = services.token_issue(user=alice.user)
+    phone = open_socket(live_daphne.ws_url, token=alice.token)
+    tablet = open_socket(live_daphne.ws_url, token=tablet_token)
+    web = open_socket(live_daphne.ws_url, cookie=laptop_cookie, origin=origin_of(live_daphne))
+
+    laptop.post("/account/sign-out-apps/")
+
+    assert phone.closed_with() == CLOSE_UNAUTHENTICATED
+    assert tablet.closed_with() == CLOSE_UNAUTHENTICATED
+    settle()
+    assert is_open(web)
+    for sock in (phone, tablet, web):
+        sock.close()
+
+
+def test_deleting_the_account_in_the_admin_closes_its_sockets(live_daphne, make_member, alice):
+    moderator = Client()
+    moderator.force_login(make_member("mod", is_staff=True, is_superuser=True).user)
+    phone = open_socket(live_daphne.ws_url, token=alice.token)
+
+    moderator.post(f"/admin/accounts/user/{alice.id}/delete/", {"post": "yes"})
+
+    assert phone.closed_with() == CLOSE_UNAUTHENTICATED
+    phone.close()
