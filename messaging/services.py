@@ -21,6 +21,7 @@ from chatproject.errors import ChatError, InvalidInput, NotFound, PermissionDeni
 from messaging import wire
 from messaging.inbox import inbox_append, inbox_ensure
 from messaging.models import Conversation, Membership, Message
+from notifications.tasks import push_new_message
 
 CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -317,6 +318,8 @@ def message_send(
     inbox_append(
         user_ids=member_ids, kind="message.new", payload={"message": wire.message_dict(message)}
     )
+    # Members with no device online get a push; the worker decides who, when it runs.
+    push_new_message.delay_on_commit(message.pk)
     return SendResult(message, created=True)
 
 
