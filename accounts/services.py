@@ -24,7 +24,9 @@ from notifications.models import Device
 MAX_DEVICES_PER_USER = 20
 
 
-def _close_sockets(*, user_id: int, token_key: str | None = None, session_key: str | None = None):
+def _close_sockets(
+    *, user_id: int, token_key: str | None = None, session_key: str | None = None
+) -> None:
     # Neither key given: the consumer closes every socket of the user.
     send_to_users_on_commit(
         [user_id], {"type": "auth.revoked", "token_key": token_key, "session_key": session_key}
