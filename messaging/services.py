@@ -356,10 +356,8 @@ def message_edit(*, actor_id: int, message_id: int, text: object) -> Message:
     return message
 
 
-@transaction.atomic
-def message_delete(*, actor_id: int, message_id: int) -> Message:
-    message, member_ids = _lock_own_message(actor_id, message_id)
-    # A tombstone: the sequence keeps its place, the text is gone.
+def _tombstone(message: Message, member_ids: list[int]) -> Message:
+    # The sequence keeps its place, the text is gone.
     message.text = ""
     message.deleted_at = timezone.now()
     message.save(update_fields=["text", "deleted_at"])
@@ -367,6 +365,43 @@ def message_delete(*, actor_id: int, message_id: int) -> Message:
         user_ids=member_ids, kind="message.deleted", payload={"message": wire.message_dict(message)}
     )
     return message
+
+
+@transaction.atomic
+def message_delete(*, actor_id: int, message_id: int) -> Message:
+    message, member_ids = _lock_own_message(actor_id, message_id)
+    return _tombstone(message, member_ids)
+
+
+@transaction.atomic
+def message_moderate_delete(*, message_id: int) -> Message | None:
+    """A moderator removes a message: the same tombstone, reaching every device live."""
+    message = Message.objects.filter(pk=message_id).only("conversation_id").first()
+    if message is None:
+        return None
+    _lock_conversation(message.conversation_id)
+    message = Message.objects.get(pk=message_id)
+    if message.deleted_at is not None:
+        return message
+    member_ids = list(
+        Membership.objects.filter(conversation_id=message.conversation_id).values_list(
+            "user_id", flat=True
+        )
+    )
+    return _tombstone(message, member_ids)
+
+
+@transaction.atomic
+def member_moderate_remove(*, conversation_id: int, user_id: int) -> None:
+    """A moderator removes someone from a conversation (an event to every member)."""
+    conversation = _lock_conversation(conversation_id)
+    members = _members(conversation)
+    target = next((m for m in members if m.user_id == user_id), None)
+    if target is None:
+        return
+    owner = next((m for m in members if m.role == Membership.Role.OWNER), None)
+    actor_id = owner.user_id if owner is not None and owner.user_id != user_id else user_id
+    member_remove(actor_id=actor_id, conversation_id=conversation_id, user_id=user_id)
 
 
 @transaction.atomic

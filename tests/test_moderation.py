@@ -1,0 +1,73 @@
+"""Moderators in the Django admin: actions take effect live and are audited.
+Cast: a moderator (staff superuser), alice and bob chatting, charlie a plain user."""
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.test import Client
+
+from messaging.models import Membership, Message
+from tests.messaging_helpers import direct, group, send
+from tests.support.ws import open_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def moderator(make_member):
+    member = make_member("mod", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(member.user)
+    return client
+
+
+def listen(server, member):
+    sock = open_socket(server.ws_url, token=member.token)
+    sock.send({"type": "hello", "cursor": None})
+    sock.expect("ready")
+    return sock
+
+
+def test_a_moderator_deletes_a_message_and_every_device_sees_the_tombstone(
+    live_daphne, moderator, alice, bob
+):
+    conversation = direct(alice, bob)
+    message = send(alice, conversation, "something abusive").json()["message"]
+    with listen(live_daphne, bob) as bob_phone:
+        response = moderator.post(
+            "/admin/messaging/message/",
+            {"action": "tombstone_messages", "_selected_action": [message["id"]]},
+        )
+        event = bob_phone.expect("event", kind="message.deleted")
+
+    assert response.status_code == 302
+    assert event["message"]["id"] == message["id"]
+    assert event["message"]["text"] == ""
+    stored = Message.objects.get(pk=message["id"])
+    assert stored.deleted_at is not None
+    assert stored.text == ""
+    assert LogEntry.objects.filter(change_message="Deleted by a moderator").count() == 1
+
+
+def test_a_moderator_removes_a_member_live(live_daphne, moderator, alice, bob, make_member):
+    carol = make_member("carol")
+    conversation = group(alice, bob, carol)
+    membership = Membership.objects.get(conversation_id=conversation, user=bob.user)
+    with listen(live_daphne, carol) as carol_phone:
+        moderator.post(
+            "/admin/messaging/membership/",
+            {"action": "remove_members", "_selected_action": [membership.pk]},
+        )
+        event = carol_phone.expect("event", kind="member.removed")
+
+    assert event["user_ids"] == [bob.id]
+    assert not Membership.objects.filter(conversation_id=conversation, user=bob.user).exists()
+
+
+def test_the_admin_is_for_staff_only(alice):
+    client = Client()
+    client.force_login(alice.user)
+
+    response = client.get("/admin/messaging/message/")
+
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
