@@ -1,8 +1,11 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from chatproject.converters import IdConverter
 from chatproject.health import healthz
+
+register_converter(IdConverter, "id")
 
 api_v1 = [
     path("", include("accounts.api.urls")),

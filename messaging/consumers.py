@@ -12,6 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.ws_auth import SUBPROTOCOL
+from chatproject.converters import BIGINT_MAX
 from chatproject.errors import ChatError, InvalidInput
 from chatproject.realtime import send_many, user_group
 from messaging import wire
@@ -32,7 +33,7 @@ def _int_field(frame: dict[str, Any], name: str, *, optional: bool = False) -> i
     value = frame.get(name)
     if value is None and optional:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= BIGINT_MAX:
         raise InvalidInput(f"`{name}` must be a non-negative integer.", code="invalid_frame")
     return value
 

@@ -508,3 +508,26 @@ def test_new_conversations_ids_are_distinct_from_messages(alice, bob):
 
     assert Message.objects.count() == 2
     assert new_id() != new_id()
+
+
+def test_ids_beyond_the_database_range_are_bad_input_not_server_errors(alice, bob):
+    conversation = direct(alice, bob)
+    huge = 10**30
+    client = api(alice)
+
+    assert client.get(f"/api/v1/conversations/{huge}/messages/").status_code == 404
+    assert (
+        client.get(f"/api/v1/conversations/{conversation}/messages/?before={huge}").status_code
+        == 400
+    )
+    assert client.get(f"/api/v1/sync/?cursor={huge}").status_code == 400
+    assert (
+        client.post(f"/api/v1/conversations/{conversation}/read/", {"seq": huge}).status_code == 400
+    )
+    assert (
+        client.post(
+            "/api/v1/conversations/", {"kind": "direct", "user_id": huge}, format="json"
+        ).status_code
+        == 400
+    )
+    assert client.get(f"/api/v1/presence/?user_ids={huge}").status_code == 400

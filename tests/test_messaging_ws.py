@@ -286,6 +286,10 @@ def test_a_socket_with_a_wrong_token_is_closed(live_daphne):
         ('{"type": "read", "conversation_id": CONV, "seq": "one"}', "invalid_frame"),
         ('{"type": "read", "conversation_id": CONV, "seq": true}', "invalid_frame"),
         ('{"type": "hello", "cursor": -3}', "invalid_frame"),
+        (
+            '{"type": "read", "conversation_id": 1000000000000000000000000000000, "seq": 1}',
+            "invalid_frame",
+        ),
         ('{"type": "typing"}', "invalid_frame"),
     ],
 )

@@ -5,7 +5,14 @@ serializers here describe those shapes for the OpenAPI schema."""
 
 from rest_framework import serializers
 
+from chatproject.converters import BIGINT_MAX
 from messaging.models import Conversation, Membership
+
+
+def BigInt(**kwargs: object) -> serializers.IntegerField:
+    """An id or sequence number: refused with a 400 beyond PostgreSQL's bigint."""
+    kwargs.setdefault("min_value", 0)
+    return serializers.IntegerField(max_value=BIGINT_MAX, **kwargs)
 
 
 class MessageOut(serializers.Serializer):
@@ -44,10 +51,10 @@ class ConversationOut(serializers.Serializer):
 
 class ConversationCreateIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Conversation.Kind.choices)
-    user_id = serializers.IntegerField(required=False, help_text="direct: the other user")
+    user_id = BigInt(required=False, help_text="direct: the other user")
     title = serializers.CharField(required=False, max_length=200, help_text="group: its title")
     member_ids = serializers.ListField(
-        child=serializers.IntegerField(),
+        child=BigInt(),
         required=False,
         max_length=1000,
         help_text="group: the other members (the creator is added as owner)",
@@ -66,9 +73,7 @@ class ConversationUpdateIn(serializers.Serializer):
 
 
 class MembersAddIn(serializers.Serializer):
-    user_ids = serializers.ListField(
-        child=serializers.IntegerField(), min_length=1, max_length=1000
-    )
+    user_ids = serializers.ListField(child=BigInt(), min_length=1, max_length=1000)
 
 
 class MemberRoleIn(serializers.Serializer):
@@ -86,7 +91,7 @@ class MessageEditIn(serializers.Serializer):
 
 
 class ReadIn(serializers.Serializer):
-    seq = serializers.IntegerField(min_value=0)
+    seq = BigInt()
 
 
 class ReadOut(serializers.Serializer):
@@ -95,8 +100,8 @@ class ReadOut(serializers.Serializer):
 
 
 class HistoryQuery(serializers.Serializer):
-    before = serializers.IntegerField(required=False, min_value=0)
-    after = serializers.IntegerField(required=False, min_value=0)
+    before = BigInt(required=False)
+    after = BigInt(required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
 
@@ -107,11 +112,11 @@ class HistoryOut(serializers.Serializer):
 
 class ListQuery(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200)
-    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    offset = BigInt(required=False, default=0)
 
 
 class SyncQuery(serializers.Serializer):
-    cursor = serializers.IntegerField(min_value=0)
+    cursor = BigInt()
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
 

@@ -5,31 +5,31 @@ from messaging.api import views
 urlpatterns = [
     path("conversations/", views.ConversationListView.as_view(), name="conversations"),
     path(
-        "conversations/<int:conversation_id>/",
+        "conversations/<id:conversation_id>/",
         views.ConversationDetailView.as_view(),
         name="conversation",
     ),
     path(
-        "conversations/<int:conversation_id>/members/",
+        "conversations/<id:conversation_id>/members/",
         views.MembersView.as_view(),
         name="conversation-members",
     ),
     path(
-        "conversations/<int:conversation_id>/members/<int:user_id>/",
+        "conversations/<id:conversation_id>/members/<id:user_id>/",
         views.MemberView.as_view(),
         name="conversation-member",
     ),
     path(
-        "conversations/<int:conversation_id>/messages/",
+        "conversations/<id:conversation_id>/messages/",
         views.MessagesView.as_view(),
         name="conversation-messages",
     ),
     path(
-        "conversations/<int:conversation_id>/read/",
+        "conversations/<id:conversation_id>/read/",
         views.ReadView.as_view(),
         name="conversation-read",
     ),
-    path("messages/<int:message_id>/", views.MessageView.as_view(), name="message"),
+    path("messages/<id:message_id>/", views.MessageView.as_view(), name="message"),
     path("sync/", views.SyncView.as_view(), name="sync"),
     path("chat-server/", views.ChatServerView.as_view(), name="chat-server"),
 ]

@@ -4,6 +4,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chatproject.converters import BIGINT_MAX
 from chatproject.errors import InvalidInput
 from presence.selectors import MAX_USERS_PER_QUERY, presence_for
 
@@ -19,7 +20,7 @@ def _user_ids(raw: str) -> list[int]:
         ids = [int(part) for part in raw.split(",") if part.strip()]
     except ValueError:
         raise InvalidInput("`user_ids` is a comma-separated list of ids.") from None
-    if not ids or len(ids) > MAX_USERS_PER_QUERY or min(ids) < 1:
+    if not ids or len(ids) > MAX_USERS_PER_QUERY or min(ids) < 1 or max(ids) > BIGINT_MAX:
         raise InvalidInput(f"Give 1 to {MAX_USERS_PER_QUERY} positive user ids.")
     return ids
 
