@@ -117,7 +117,7 @@ def test_a_resend_is_acknowledged_with_the_same_message_and_delivered_once(live_
 
         assert second["duplicate"] is True
         assert second["message"] == first["message"]
-        bob_frames = [bob_phone.expect("event")] + bob_phone.frames_for(0.7)
+        bob_frames = [bob_phone.expect("event"), *bob_phone.frames_for(0.7)]
     assert [f["message"]["id"] for f in bob_frames if f["type"] == "event"] == [
         first["message"]["id"]
     ]
