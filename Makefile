@@ -6,7 +6,7 @@ PORT   ?= 8000
 HOST   ?= 127.0.0.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format install bench clean
+.PHONY: run test lint format install bench clean chromium screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -27,9 +27,28 @@ run: $(STAMP)
 	@echo ""
 	exec $(BIN)/daphne -b $(HOST) -p $(PORT) chatproject.asgi:application
 
+## chromium: Debian's browser, driven by the end-to-end tests through Playwright.
+## (`playwright install` downloads a browser build of its own, which an offline
+## machine cannot; the tests launch /usr/bin/chromium instead.)
+CHROMIUM_INSTALL := apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then $(CHROMIUM_INSTALL); \
+		elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+			sudo sh -c '$(CHROMIUM_INSTALL)'; \
+		else \
+			echo "The browser tests need chromium. Install it with:"; \
+			echo "  sudo apt-get update && sudo apt-get install -y chromium"; \
+			exit 1; \
+		fi; }
+
 ## test: the suite against real PostgreSQL and Redis (found, or started throw-away).
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python tests/services.py -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## screenshots: PNGs of the main screens for the README (docs/screenshots/).
+screenshots: $(STAMP) chromium
+	$(BIN)/python docs/screenshots/take.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
