@@ -31,12 +31,20 @@ def error_body(code: str, detail: str, fields: dict[str, Any] | None = None) -> 
     return body
 
 
-def _flatten(detail: Any) -> Any:
+def _messages(detail: Any, where: str = "") -> list[str]:
+    """All messages under one input field as flat strings; errors of nested
+    items (a list's entries, an object's keys) are prefixed with their place."""
     if isinstance(detail, dict):
-        return {key: _flatten(value) for key, value in detail.items()}
+        return [m for key, value in detail.items() for m in _messages(value, f"{where}[{key}]")]
     if isinstance(detail, list):
-        return [_flatten(item) for item in detail]
-    return str(detail)
+        return [m for item in detail for m in _messages(item, where)]
+    return [f"{where} {detail}" if where else str(detail)]
+
+
+def _field_errors(detail: Any) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        return {str(key): _messages(value) for key, value in detail.items()}
+    return {"non_field_errors": _messages(detail)}
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
@@ -56,12 +64,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         )
 
     if isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail)
-        if isinstance(fields, list):
-            fields = {"non_field_errors": fields}
-        first = next(iter(fields.values()), ["Invalid input."])
-        detail = first[0] if isinstance(first, list) and first else str(first)
-        response.data = error_body("invalid", str(detail), fields)
+        fields = _field_errors(exc.detail)
+        first = next((messages for messages in fields.values() if messages), ["Invalid input."])
+        response.data = error_body("invalid", first[0], fields)
     else:
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         if not isinstance(code, str):

@@ -3,16 +3,32 @@
 Outputs are produced by messaging.wire (shared with the socket); the output
 serializers here describe those shapes for the OpenAPI schema."""
 
+import re
+
 from rest_framework import serializers
 
 from chatproject.converters import BIGINT_MAX
 from messaging.models import Conversation, Membership
 
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer, as a JSON number or as plain digits in a query string. DRF's
+    own field also takes "5.0", " 5" or true, which the schema's `integer` does not."""
+
+    def to_internal_value(self, data: object) -> int:
+        if isinstance(data, bool | float) or (
+            isinstance(data, str) and not _INTEGER.fullmatch(data)
+        ):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
 
 def BigInt(**kwargs: object) -> serializers.IntegerField:
     """An id or sequence number: refused with a 400 beyond PostgreSQL's bigint."""
     kwargs.setdefault("min_value", 0)
-    return serializers.IntegerField(max_value=BIGINT_MAX, **kwargs)
+    return StrictIntegerField(max_value=BIGINT_MAX, **kwargs)
 
 
 class MessageOut(serializers.Serializer):
@@ -102,7 +118,7 @@ class ReadOut(serializers.Serializer):
 class HistoryQuery(serializers.Serializer):
     before = BigInt(required=False)
     after = BigInt(required=False)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=200)
+    limit = StrictIntegerField(required=False, min_value=1, max_value=200)
 
 
 class HistoryOut(serializers.Serializer):
@@ -111,13 +127,13 @@ class HistoryOut(serializers.Serializer):
 
 
 class ListQuery(serializers.Serializer):
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=200)
+    limit = StrictIntegerField(required=False, min_value=1, max_value=200)
     offset = BigInt(required=False, default=0)
 
 
 class SyncQuery(serializers.Serializer):
     cursor = BigInt()
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=200)
+    limit = StrictIntegerField(required=False, min_value=1, max_value=200)
 
 
 class EventOut(serializers.Serializer):

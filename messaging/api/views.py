@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from chatproject.api_errors import error_responses
 from messaging import selectors, services, wire
 from messaging.api import serializers as s
 from messaging.models import Conversation
@@ -20,7 +21,10 @@ def parsed(serializer: type[Serializer], data: object) -> dict:
 
 
 class ConversationListView(APIView):
-    @extend_schema(parameters=[s.ListQuery], responses=s.ConversationOut(many=True))
+    @extend_schema(
+        parameters=[s.ListQuery],
+        responses={200: s.ConversationOut(many=True), **error_responses(400, 401, 429)},
+    )
     def get(self, request: Request) -> Response:
         query = parsed(s.ListQuery, request.query_params)
         return Response(selectors.conversations_for_user(user_id=request.user.pk, **query))
@@ -30,6 +34,7 @@ class ConversationListView(APIView):
         responses={
             201: s.ConversationOut,
             200: OpenApiResponse(s.ConversationOut, "The existing direct conversation"),
+            **error_responses(400, 401, 409, 429),
         },
     )
     def post(self, request: Request) -> Response:
@@ -50,7 +55,7 @@ class ConversationListView(APIView):
 
 
 class ConversationDetailView(APIView):
-    @extend_schema(responses=s.ConversationOut)
+    @extend_schema(responses={200: s.ConversationOut, **error_responses(401, 404, 429)})
     def get(self, request: Request, conversation_id: int) -> Response:
         return Response(
             selectors.conversation_for_user(
@@ -58,7 +63,10 @@ class ConversationDetailView(APIView):
             )
         )
 
-    @extend_schema(request=s.ConversationUpdateIn, responses=s.ConversationOut)
+    @extend_schema(
+        request=s.ConversationUpdateIn,
+        responses={200: s.ConversationOut, **error_responses(400, 401, 403, 404, 429)},
+    )
     def patch(self, request: Request, conversation_id: int) -> Response:
         data = parsed(s.ConversationUpdateIn, request.data)
         services.conversation_rename(
@@ -72,7 +80,10 @@ class ConversationDetailView(APIView):
 
 
 class MembersView(APIView):
-    @extend_schema(request=s.MembersAddIn, responses=s.ConversationOut)
+    @extend_schema(
+        request=s.MembersAddIn,
+        responses={200: s.ConversationOut, **error_responses(400, 401, 403, 404, 409, 429)},
+    )
     def post(self, request: Request, conversation_id: int) -> Response:
         data = parsed(s.MembersAddIn, request.data)
         services.members_add(
@@ -88,7 +99,7 @@ class MembersView(APIView):
 class MemberView(APIView):
     @extend_schema(
         request=None,
-        responses={204: None},
+        responses={204: None, **error_responses(400, 401, 403, 404, 429)},
         description="Remove a member (owner/admins), or leave (your own id).",
     )
     def delete(self, request: Request, conversation_id: int, user_id: int) -> Response:
@@ -97,7 +108,10 @@ class MemberView(APIView):
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=s.MemberRoleIn, responses=s.ConversationOut)
+    @extend_schema(
+        request=s.MemberRoleIn,
+        responses={200: s.ConversationOut, **error_responses(400, 401, 403, 404, 429)},
+    )
     def patch(self, request: Request, conversation_id: int, user_id: int) -> Response:
         data = parsed(s.MemberRoleIn, request.data)
         services.member_set_role(
@@ -114,7 +128,10 @@ class MemberView(APIView):
 
 
 class MessagesView(APIView):
-    @extend_schema(parameters=[s.HistoryQuery], responses=s.HistoryOut)
+    @extend_schema(
+        parameters=[s.HistoryQuery],
+        responses={200: s.HistoryOut, **error_responses(400, 401, 404, 429)},
+    )
     def get(self, request: Request, conversation_id: int) -> Response:
         query = parsed(s.HistoryQuery, request.query_params)
         return Response(
@@ -128,6 +145,7 @@ class MessagesView(APIView):
         responses={
             201: s.SendOut,
             200: OpenApiResponse(s.SendOut, "A resend: the message stored the first time"),
+            **error_responses(400, 401, 404, 429),
         },
     )
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -140,7 +158,10 @@ class MessagesView(APIView):
 
 
 class MessageView(APIView):
-    @extend_schema(request=s.MessageEditIn, responses=s.MessageOut)
+    @extend_schema(
+        request=s.MessageEditIn,
+        responses={200: s.MessageOut, **error_responses(400, 401, 403, 404, 429)},
+    )
     def patch(self, request: Request, message_id: int) -> Response:
         data = parsed(s.MessageEditIn, request.data)
         message = services.message_edit(
@@ -148,14 +169,20 @@ class MessageView(APIView):
         )
         return Response(wire.message_dict(message))
 
-    @extend_schema(request=None, responses=s.MessageOut)
+    @extend_schema(
+        request=None,
+        responses={200: s.MessageOut, **error_responses(400, 401, 403, 404, 429)},
+    )
     def delete(self, request: Request, message_id: int) -> Response:
         message = services.message_delete(actor_id=request.user.pk, message_id=message_id)
         return Response(wire.message_dict(message))
 
 
 class ReadView(APIView):
-    @extend_schema(request=s.ReadIn, responses=s.ReadOut)
+    @extend_schema(
+        request=s.ReadIn,
+        responses={200: s.ReadOut, **error_responses(400, 401, 404, 429)},
+    )
     def post(self, request: Request, conversation_id: int) -> Response:
         data = parsed(s.ReadIn, request.data)
         seq = services.conversation_mark_read(
@@ -165,14 +192,17 @@ class ReadView(APIView):
 
 
 class SyncView(APIView):
-    @extend_schema(parameters=[s.SyncQuery], responses=s.SyncOut)
+    @extend_schema(
+        parameters=[s.SyncQuery],
+        responses={200: s.SyncOut, **error_responses(400, 401, 429)},
+    )
     def get(self, request: Request) -> Response:
         query = parsed(s.SyncQuery, request.query_params)
         return Response(selectors.sync_page(user_id=request.user.pk, **query))
 
 
 class ChatServerView(APIView):
-    @extend_schema(responses=s.ChatServerOut)
+    @extend_schema(responses={200: s.ChatServerOut, **error_responses(401, 429)})
     def get(self, request: Request) -> Response:
         url = settings.CHAT_PUBLIC_WS_URL
         if not url:

@@ -4,6 +4,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chatproject.api_errors import error_responses
 from chatproject.converters import BIGINT_MAX
 from chatproject.errors import InvalidInput
 from presence.selectors import MAX_USERS_PER_QUERY, presence_for
@@ -28,7 +29,7 @@ def _user_ids(raw: str) -> list[int]:
 class PresenceView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("user_ids", str, required=True, description="e.g. `3,7,12`")],
-        responses=PresenceOut(many=True),
+        responses={200: PresenceOut(many=True), **error_responses(400, 401, 404, 429)},
     )
     def get(self, request: Request) -> Response:
         ids = _user_ids(request.query_params.get("user_ids", ""))
