@@ -1,7 +1,11 @@
 """The browser's account pages: sign-up, log-in, log-out, profile, password."""
 
+import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -9,7 +13,9 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse, reverse_lazy
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from django.views.generic import FormView, UpdateView
 from knox.models import AuthToken
@@ -19,10 +25,38 @@ from accounts.forms import ProfileForm, RevokingPasswordChangeForm, SignupForm
 from accounts.models import User
 from accounts.throttles import auth_attempt_wait
 
+_SCRIPT_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
+
+
+@lru_cache(maxsize=1)
+def _js_modules() -> tuple[str, ...]:
+    """The web app's ES modules, as paths under static/ (e.g. "js/app.js")."""
+    root = Path(settings.BASE_DIR) / "static"
+    return tuple(sorted(p.relative_to(root).as_posix() for p in (root / "js").rglob("*.js")))
+
 
 @login_required
 def app(request: HttpRequest) -> HttpResponse:
-    return render(request, "app.html")
+    user = request.user
+    boot = {
+        "user": {
+            "id": user.pk,
+            "username": user.username,
+            "display_name": user.display_name,
+            "name": user.name,
+        },
+        "max_group_members": settings.CHAT_MAX_GROUP_MEMBERS,
+        "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+    }
+    # The modules import each other by relative path ("./api.js"). With hashed
+    # file names in production (manifest storage) those imports would load the
+    # unhashed copies; an import map sends each plain URL to its hashed one.
+    import_map = {
+        "imports": {f"{settings.STATIC_URL}{path}": static(path) for path in _js_modules()}
+    }
+    # Escaped like json_script: no "</script>" can end the element early.
+    import_map_json = json.dumps(import_map).translate(_SCRIPT_ESCAPES)
+    return render(request, "app.html", {"boot": boot, "import_map": mark_safe(import_map_json)})  # noqa: S308
 
 
 class _ThrottledPost:

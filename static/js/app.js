@@ -1,0 +1,537 @@
+// The web app: wires the store, the socket, the outbox and the views together.
+// It speaks only the public protocol (docs/protocol.md) and REST API.
+
+import { api } from "./api.js";
+import { setupDirectDialog, setupGroupDialog, setupMembersDialog } from "./dialogs.js";
+import { renderConversationList } from "./list.js";
+import { Notifier } from "./notify.js";
+import { CursorStore, Outbox } from "./outbox.js";
+import { ChatConnection } from "./socket.js";
+import { ChatStore } from "./store.js";
+import { ThreadView } from "./thread.js";
+
+const ACK_TIMEOUT_MS = 10000; // a send unanswered this long means the socket is dead
+const DESKTOP = window.matchMedia("(min-width: 721px)");
+
+const boot = JSON.parse(document.getElementById("chat-boot").textContent);
+const me = boot.user;
+const store = new ChatStore(me);
+const cursor = new CursorStore(me.id);
+const outbox = new Outbox(me.id);
+
+const root = document.getElementById("chat");
+const listEl = document.getElementById("conversation-list");
+const listEmpty = document.getElementById("conversation-empty");
+const filterEl = document.getElementById("conversation-filter");
+const banner = document.getElementById("connection-banner");
+const toastEl = document.getElementById("toast");
+
+let loaded = false; // the conversation list came over REST at least once
+let live = false; // the socket is in sync (after `ready`): events are news
+let activeId = null;
+const pendingReads = new Map(); // conversation id -> seq, to send once connected
+
+// --- feedback -------------------------------------------------------------------
+
+let toastTimer = null;
+function toast(text) {
+  toastEl.textContent = text;
+  toastEl.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => {
+    toastEl.hidden = true;
+  }, 5000);
+}
+
+// --- rendering, batched: a replay of many events renders once -----------------------
+
+let renderQueued = false;
+function refresh() {
+  if (renderQueued) return;
+  renderQueued = true;
+  setTimeout(() => {
+    renderQueued = false;
+    renderNow();
+  }, 0);
+}
+
+function renderNow() {
+  const shown = renderConversationList(store, listEl, { activeId, filter: filterEl.value });
+  listEmpty.hidden = !loaded || shown > 0;
+  listEmpty.textContent = filterEl.value.trim()
+    ? "No conversation matches."
+    : "No conversations yet. Start one with “New chat” or “New group”.";
+  const conv = activeId !== null ? store.conversations.get(activeId) : null;
+  if (conv) thread.render();
+  membersDialog.refresh(activeId);
+  let unread = 0;
+  for (const c of store.conversations.values()) unread += store.unread(c);
+  document.title = unread ? `(${unread}) Chat` : "Chat";
+}
+
+store.addEventListener("change", refresh);
+
+// --- the open conversation ------------------------------------------------------------
+
+const thread = new ThreadView({
+  store,
+  outbox,
+  root: document.getElementById("thread"),
+  maxChars: boot.max_message_chars,
+  actions: {
+    send: sendMessage,
+    retry(clientMsgId) {
+      const entry = outbox.retry(clientMsgId);
+      if (entry) trySend(entry);
+      refresh();
+    },
+    discard(clientMsgId) {
+      outbox.remove(clientMsgId);
+      refresh();
+      thread.focusComposer();
+    },
+    async edit(message, text) {
+      store.applyMessage(await api.editMessage(message.id, text));
+      refresh();
+    },
+    async remove(message) {
+      store.applyMessage(await api.deleteMessage(message.id));
+      refresh();
+    },
+    loadOlder,
+    typing: (conversationId) => connection.send({ type: "typing", conversation_id: conversationId }),
+    seen: markSeen,
+    openMembers: (conv) => membersDialog.open(conv),
+    toast,
+  },
+});
+
+async function loadHistory(conv) {
+  if (conv.historyLoaded || conv.loadingHistory) return;
+  conv.loadingHistory = true;
+  store.beginHistory(conv);
+  try {
+    store.addHistory(conv, await api.history(conv.id, { limit: 50 }));
+  } catch (error) {
+    conv.messages = null; // try again when it is opened again or the socket is back
+    toast(`Could not load messages: ${error.detail || error.message}`);
+  } finally {
+    conv.loadingHistory = false;
+  }
+  refresh();
+}
+
+async function loadOlder(conv) {
+  const seqs = [...conv.messages.values()].map((m) => m.seq);
+  const before = seqs.length ? Math.min(...seqs) : conv.last_seq + 1;
+  conv.loadingOlder = true;
+  thread.render();
+  try {
+    store.addHistory(conv, await api.history(conv.id, { before, limit: 50 }));
+  } catch (error) {
+    toast(`Could not load older messages: ${error.detail || error.message}`);
+  } finally {
+    conv.loadingOlder = false;
+  }
+  if (thread.conv === conv) thread.render({ prepended: true });
+}
+
+function markSeen(conv) {
+  if (!conv.historyLoaded || store.unread(conv) === 0) return;
+  const seq = conv.last_seq;
+  conv.last_read_seq = seq; // shown at once; the `read` event confirms it
+  if (!connection.send({ type: "read", conversation_id: conv.id, seq })) {
+    pendingReads.set(conv.id, seq);
+  }
+  refresh();
+}
+
+async function openConversation(id) {
+  activeId = id;
+  if (id === null) {
+    thread.close();
+    root.classList.remove("has-thread");
+    refresh();
+    return;
+  }
+  let conv = store.conversations.get(id);
+  if (!conv && loaded) {
+    try {
+      conv = store.upsert(await api.conversation(id));
+    } catch {
+      toast("That conversation is not available.");
+      location.hash = "#/";
+      return;
+    }
+  }
+  if (!conv || activeId !== id) return; // still loading; route() runs again after
+  root.classList.add("has-thread");
+  thread.open(conv);
+  if (DESKTOP.matches) thread.focusComposer();
+  refresh();
+  loadHistory(conv);
+}
+
+function route() {
+  const match = location.hash.match(/^#\/c\/(\d+)$/);
+  openConversation(match ? Number(match[1]) : null);
+}
+window.addEventListener("hashchange", route);
+
+// --- sending: the outbox ---------------------------------------------------------------
+
+function trySend(entry) {
+  const sent = connection.send({
+    type: "send",
+    conversation_id: entry.conversation_id,
+    client_msg_id: entry.client_msg_id,
+    text: entry.text,
+  });
+  if (sent) outbox.inFlight.set(entry.client_msg_id, Date.now());
+}
+
+function sendMessage(conversationId, text) {
+  trySend(outbox.add(conversationId, text));
+  refresh();
+}
+
+function flushOutbox() {
+  for (const entry of outbox.pending()) trySend(entry);
+}
+
+// A socket can die silently (sleeping laptop, a lost route): when a send stays
+// unanswered, give the socket up; the reconnect resends the outbox.
+setInterval(() => {
+  const now = Date.now();
+  for (const sentAt of outbox.inFlight.values()) {
+    if (now - sentAt > ACK_TIMEOUT_MS) {
+      outbox.inFlight.clear();
+      connection.drop();
+      return;
+    }
+  }
+}, 2000);
+
+// --- loading over REST ----------------------------------------------------------------
+
+async function loadPresence(conversations) {
+  const ids = [...new Set(conversations.map((c) => store.partner(c)?.user_id).filter(Boolean))];
+  if (!ids.length) return;
+  try {
+    for (const frame of await api.presence(ids)) store.setPresence(frame);
+    refresh();
+  } catch {
+    // Presence is a nicety: the dots fill in from live `presence` frames.
+  }
+}
+
+async function loadAll() {
+  const list = await api.conversations();
+  store.replaceAll(list);
+  loaded = true;
+  refresh();
+  loadPresence([...store.conversations.values()]);
+  route();
+}
+
+const fetching = new Map();
+function fetchConversation(id) {
+  if (!fetching.has(id)) {
+    const request = api
+      .conversation(id)
+      .then((payload) => {
+        const conv = store.upsert(payload);
+        loadPresence([conv]);
+        return conv;
+      })
+      .catch(() => null)
+      .finally(() => fetching.delete(id));
+    fetching.set(id, request);
+  }
+  return fetching.get(id);
+}
+
+// --- frames from the server, one at a time, in order ----------------------------------------
+
+const frames = [];
+let pumping = false;
+function enqueue(frame) {
+  frames.push(frame);
+  if (!pumping) pump();
+}
+
+async function pump() {
+  pumping = true;
+  while (frames.length) {
+    const frame = frames.shift();
+    try {
+      await handleFrame(frame);
+    } catch (error) {
+      console.error("chat: could not handle", frame, error);
+    }
+  }
+  pumping = false;
+}
+
+async function handleFrame(frame) {
+  switch (frame.type) {
+    case "ready":
+      return onReady(frame);
+    case "event":
+      if (cursor.value !== null && frame.cursor <= cursor.value) return; // seen already
+      await applyEvent(frame);
+      cursor.set(frame.cursor);
+      return;
+    case "ack": {
+      outbox.remove(frame.client_msg_id);
+      if (!store.applyMessage(frame.message)) await fetchConversation(frame.message.conversation_id);
+      refresh();
+      return;
+    }
+    case "error":
+      if (frame.client_msg_id && outbox.get(frame.client_msg_id)) {
+        outbox.fail(frame.client_msg_id, frame.detail);
+        refresh();
+      } else {
+        console.warn("chat: server error", frame);
+      }
+      return;
+    case "typing":
+      store.startTyping(frame.conversation_id, frame.user_id, frame.expires_in);
+      return;
+    case "presence":
+      store.setPresence(frame);
+      refresh();
+      return;
+    default:
+      return;
+  }
+}
+
+async function onReady(frame) {
+  cursor.set(frame.cursor); // after a reset this moves back to the server's head
+  if (!loaded || frame.reset) {
+    try {
+      await loadAll();
+    } catch (error) {
+      toast(`Could not load your conversations: ${error.detail || error.message}`);
+      setTimeout(() => connection.drop(), 2000); // reconnect, and load again on ready
+      return;
+    }
+  }
+  live = true;
+  for (const [conversationId, seq] of pendingReads) {
+    connection.send({ type: "read", conversation_id: conversationId, seq });
+  }
+  pendingReads.clear();
+  flushOutbox();
+  const conv = activeId !== null ? store.conversations.get(activeId) : null;
+  if (conv && !conv.historyLoaded) loadHistory(conv);
+  refresh();
+}
+
+async function applyEvent(frame) {
+  switch (frame.kind) {
+    case "message.new":
+    case "message.edited":
+    case "message.deleted": {
+      const message = frame.message;
+      if (!store.conversations.has(message.conversation_id)) {
+        await fetchConversation(message.conversation_id);
+      }
+      const conv = store.applyMessage(message);
+      if (!conv) return;
+      // The ack may have been lost with a dropped socket; the event is as good.
+      if (message.sender_id === me.id) outbox.remove(message.client_msg_id);
+      if (frame.kind === "message.new" && message.sender_id !== me.id && live) notify(conv, message);
+      refresh();
+      return;
+    }
+    case "read":
+      store.applyRead(frame.conversation_id, frame.user_id, frame.seq);
+      if (frame.user_id === me.id && pendingReads.get(frame.conversation_id) <= frame.seq) {
+        pendingReads.delete(frame.conversation_id);
+      }
+      refresh();
+      return;
+    case "member.added": {
+      const payload = frame.conversation;
+      if (frame.user_ids.includes(me.id) || store.conversations.has(payload.id)) {
+        const isNew = !store.conversations.has(payload.id);
+        const conv = store.upsert(payload);
+        if (isNew) loadPresence([conv]);
+      }
+      refresh();
+      return;
+    }
+    case "member.removed": {
+      const id = frame.conversation_id;
+      const conv = store.conversations.get(id);
+      if (!conv) return;
+      if (frame.user_ids.includes(me.id)) {
+        const title = store.title(conv);
+        store.remove(id);
+        outbox.dropConversation(id);
+        if (activeId === id) {
+          location.hash = "#/";
+          toast(`You are no longer a member of “${title}”.`);
+        }
+      } else {
+        store.removeMembers(id, frame.user_ids);
+        // Roles may have moved (a leaving owner hands over): read them again.
+        fetchConversation(id);
+      }
+      refresh();
+      return;
+    }
+    case "conversation.updated":
+      if (store.conversations.has(frame.conversation.id)) store.upsert(frame.conversation);
+      refresh();
+      return;
+    default:
+      return;
+  }
+}
+
+// --- notifications ---------------------------------------------------------------------
+
+const notifier = new Notifier(document.getElementById("notify-button"));
+
+function notify(conv, message) {
+  const sender = store.userName(message.sender_id);
+  notifier.show({
+    title: conv.kind === "group" ? store.title(conv) : sender,
+    body: conv.kind === "group" ? `${sender}: ${message.text}` : message.text,
+    tag: `conversation-${conv.id}`,
+    onClick: () => {
+      location.hash = `#/c/${conv.id}`;
+    },
+  });
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") thread.maybeSeen();
+});
+
+// --- connection status -----------------------------------------------------------------
+
+let countdown = null;
+const startedAt = Date.now();
+
+function renderBanner() {
+  const state = connection.state;
+  clearInterval(countdown);
+  countdown = null;
+  const waitingCount = outbox.pending().length;
+  const waiting = waitingCount
+    ? ` ${waitingCount} message${waitingCount === 1 ? "" : "s"} will be sent when you are back.`
+    : " Messages you write will be sent when you are back.";
+  banner.className = `banner ${state}`;
+  if (state === "ready" || state === "idle") {
+    banner.hidden = true;
+    return;
+  }
+  if (state === "signed_out") {
+    banner.hidden = false;
+    banner.replaceChildren(
+      "You are signed out. ",
+      Object.assign(document.createElement("a"), { href: "/login/?next=/", textContent: "Log in again" }),
+    );
+    return;
+  }
+  if (state === "connecting" || state === "syncing") {
+    // No flash of "Connecting…" on a normal page load.
+    banner.hidden = Date.now() - startedAt < 2000 && connection.attempt === 0;
+    banner.replaceChildren(state === "syncing" ? "Catching up…" : "Connecting…");
+    return;
+  }
+  // waiting for the next attempt
+  const offline = navigator.onLine === false;
+  const text = document.createElement("span");
+  const tick = () => {
+    const seconds = Math.max(0, Math.ceil((connection.retryAt - Date.now()) / 1000));
+    text.textContent =
+      (offline ? "You are offline." : "Connection lost.") +
+      waiting +
+      (offline ? "" : ` Reconnecting in ${seconds} s.`);
+  };
+  tick();
+  const retry = document.createElement("button");
+  retry.type = "button";
+  retry.className = "small";
+  retry.textContent = "Reconnect now";
+  retry.addEventListener("click", () => connection.retryNow());
+  banner.replaceChildren(text, " ", retry);
+  banner.hidden = false;
+  countdown = setInterval(tick, 1000);
+}
+
+const connection = new ChatConnection({
+  discover: () => api.chatServer(),
+  cursor: () => cursor.value,
+  onFrame: enqueue,
+  onState(state) {
+    root.dataset.connection = state;
+    if (state !== "ready") {
+      live = false;
+      outbox.inFlight.clear(); // everything pending is resent after the next `ready`
+    }
+    renderBanner();
+  },
+});
+
+// --- dialogs and controls -----------------------------------------------------------------
+
+function openNew(conversation) {
+  const conv = store.upsert(conversation);
+  loadPresence([conv]);
+  refresh();
+  location.hash = `#/c/${conv.id}`;
+}
+
+const openDirect = setupDirectDialog({
+  dialog: document.getElementById("direct-dialog"),
+  me,
+  onOpen: openNew,
+});
+const openGroup = setupGroupDialog({
+  dialog: document.getElementById("group-dialog"),
+  me,
+  maxMembers: boot.max_group_members,
+  onOpen: openNew,
+});
+const membersDialog = setupMembersDialog({
+  dialog: document.getElementById("members-dialog"),
+  store,
+  maxMembers: boot.max_group_members,
+  toast,
+  onLeft(conv) {
+    store.remove(conv.id);
+    outbox.dropConversation(conv.id);
+    location.hash = "#/";
+    toast(`You left “${store.title(conv)}”.`);
+    refresh();
+  },
+});
+document.getElementById("new-direct").addEventListener("click", openDirect);
+document.getElementById("new-group").addEventListener("click", openGroup);
+filterEl.addEventListener("input", refresh);
+
+// --- start -------------------------------------------------------------------------------
+
+async function start() {
+  renderBanner();
+  if (cursor.value !== null) {
+    // A browser that synced before: show the list now, then replay what it
+    // missed since its cursor. A new browser asks for the head first (hello
+    // null) and loads after `ready`, so nothing falls in between.
+    try {
+      await loadAll();
+    } catch {
+      // loaded stays false: `ready` loads again
+    }
+  }
+  connection.start();
+}
+
+start();

@@ -1,0 +1,88 @@
+// The conversation list: one link per conversation, most recent activity first.
+
+import { avatar, formatFull, formatListTime, h, reconcile, srOnly } from "./render.js";
+
+function preview(store, conv) {
+  const typers = store.typers(conv.id);
+  if (typers.length) {
+    const who = conv.kind === "group" ? `${store.userName(typers[0])} is typing…` : "typing…";
+    return { text: who, typing: true };
+  }
+  const message = conv.last_message;
+  if (!message) return { text: conv.kind === "group" ? "New group" : "No messages yet" };
+  let prefix = "";
+  if (message.sender_id === store.me.id) prefix = "You: ";
+  else if (conv.kind === "group") prefix = `${store.userName(message.sender_id)}: `;
+  if (message.deleted) return { text: `${prefix}Message deleted`, muted: true };
+  // One line: the list shows the start of the text only.
+  return { text: prefix + message.text.replace(/\s+/g, " ").slice(0, 140) };
+}
+
+function item(store, conv, activeId) {
+  const title = store.title(conv);
+  const unread = store.unread(conv);
+  const partner = store.partner(conv);
+  const status = partner ? store.status(partner.user_id) || "offline" : null;
+  const line = preview(store, conv);
+  const when = conv.last_message?.created_at || conv.last_activity_at;
+  const active = conv.id === activeId;
+  const version = JSON.stringify([title, unread, status, line, when, active, conv.kind]);
+  return {
+    key: String(conv.id),
+    version,
+    render: () =>
+      h(
+        "li",
+        null,
+        h(
+          "a",
+          {
+            href: `#/c/${conv.id}`,
+            class: `conv${unread ? " unread" : ""}${active ? " active" : ""}`,
+            "aria-current": active ? "page" : null,
+            dataset: { conversationId: conv.id },
+          },
+          avatar(title, partner ? partner.user_id : conv.id + 7, { status }),
+          h(
+            "span",
+            { class: "conv-body" },
+            h(
+              "span",
+              { class: "conv-top" },
+              h("span", { class: "conv-name" }, title),
+              status ? srOnly(`, ${status}`) : null,
+              when ? h("time", { datetime: when, title: formatFull(when) }, formatListTime(when)) : null,
+            ),
+            h(
+              "span",
+              { class: "conv-bottom" },
+              h(
+                "span",
+                { class: `conv-preview${line.typing ? " is-typing" : ""}${line.muted ? " muted" : ""}` },
+                line.text,
+              ),
+              unread
+                ? h(
+                    "span",
+                    { class: "badge", "aria-label": `${unread} unread` },
+                    unread > 99 ? "99+" : String(unread),
+                  )
+                : null,
+            ),
+          ),
+        ),
+      ),
+  };
+}
+
+export function renderConversationList(store, container, { activeId, filter }) {
+  const needle = (filter || "").trim().toLowerCase();
+  const conversations = store
+    .sorted()
+    .filter((conv) => !needle || store.title(conv).toLowerCase().includes(needle));
+  reconcile(
+    container,
+    conversations.map((conv) => item(store, conv, activeId)),
+  );
+  return conversations.length;
+}

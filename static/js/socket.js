@@ -1,0 +1,164 @@
+// The chat socket: discovery, hello/ready, heartbeats, and reconnecting with
+// jittered exponential back-off (docs/protocol.md, "Reconnecting").
+
+const CLOSE_UNAUTHENTICATED = 4401;
+const FIRST_DELAY_MS = 500;
+const MAX_DELAY_MS = 30000;
+
+/**
+ * States: "connecting" (asking discovery, opening), "syncing" (open, hello sent,
+ * replay under way), "ready", "waiting" (closed, a retry is scheduled), and
+ * "signed_out" (the server refused our credentials: retrying cannot help).
+ */
+export class ChatConnection {
+  /**
+   * @param {object} options
+   * @param {() => Promise<{url: string}>} options.discover  GET chat-server/
+   * @param {() => number|null} options.cursor  the cursor to send in `hello`
+   * @param {(frame: object) => void} options.onFrame
+   * @param {(state: string, info: object) => void} options.onState
+   */
+  constructor({ discover, cursor, onFrame, onState }) {
+    this.discover = discover;
+    this.cursor = cursor;
+    this.onFrame = onFrame;
+    this.onState = onState;
+    this.state = "idle";
+    this.ws = null;
+    this.attempt = 0;
+    this.generation = 0;
+    this.retryTimer = null;
+    this.retryAt = null;
+    this.heartbeatTimer = null;
+  }
+
+  start() {
+    // The browser knows first when the network goes: drop the socket at once
+    // instead of waiting for TCP to notice, and come back as soon as it returns.
+    window.addEventListener("offline", () => this.drop());
+    window.addEventListener("online", () => this.retryNow());
+    this.connect();
+  }
+
+  setState(state) {
+    this.state = state;
+    this.onState(state, { retryAt: this.retryAt });
+  }
+
+  async connect() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.retryAt = null;
+    if (this.ws || this.state === "signed_out") return;
+    const generation = ++this.generation;
+    this.setState("connecting");
+    let url;
+    try {
+      ({ url } = await this.discover());
+    } catch (error) {
+      if (generation !== this.generation) return;
+      if (error.signedOut) this.setState("signed_out");
+      else this.scheduleRetry();
+      return;
+    }
+    if (generation !== this.generation) return;
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch {
+      this.scheduleRetry();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      if (ws !== this.ws) return;
+      this.setState("syncing");
+      ws.send(JSON.stringify({ type: "hello", cursor: this.cursor() }));
+    };
+    ws.onmessage = (message) => {
+      if (ws !== this.ws) return;
+      let frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      if (frame.type === "ready") {
+        this.attempt = 0;
+        this.startHeartbeat(frame.heartbeat_interval);
+        this.setState("ready");
+      }
+      this.onFrame(frame);
+    };
+    ws.onclose = (event) => this.closed(ws, event.code);
+    ws.onerror = () => {}; // a close event follows
+  }
+
+  closed(ws, code) {
+    if (ws !== this.ws) return;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    this.ws = null;
+    this.stopHeartbeat();
+    if (code === CLOSE_UNAUTHENTICATED) {
+      // Log in again; the same credentials would be refused again.
+      this.setState("signed_out");
+      return;
+    }
+    this.scheduleRetry();
+  }
+
+  /** Give the socket up now (network gone, or it stopped answering) and retry. */
+  drop() {
+    const ws = this.ws;
+    if (ws) {
+      this.closed(ws, 1006);
+      try {
+        ws.close();
+      } catch {
+        // already closing
+      }
+    } else if (this.state === "connecting") {
+      // A discovery request in flight: forget it and back off.
+      this.generation++;
+      this.scheduleRetry();
+    }
+  }
+
+  scheduleRetry() {
+    if (this.state === "signed_out") return;
+    const base = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** this.attempt);
+    const delay = base * (0.5 + Math.random()); // +-50 %: clients that lost one server spread out
+    this.attempt += 1;
+    this.retryAt = Date.now() + delay;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.setState("waiting");
+  }
+
+  retryNow() {
+    if (this.state !== "waiting") return;
+    this.connect();
+  }
+
+  startHeartbeat(seconds) {
+    this.stopHeartbeat();
+    const interval = Math.max(0.2, Number(seconds) || 5) * 1000;
+    this.heartbeatTimer = setInterval(() => this.send({ type: "heartbeat" }), interval);
+  }
+
+  stopHeartbeat() {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+  }
+
+  get ready() {
+    return this.state === "ready" && this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Send a frame if the socket is ready; false when it is not. */
+  send(frame) {
+    if (!this.ready) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+}

@@ -1,0 +1,480 @@
+// The open conversation: header, history with day separators, own messages'
+// states, typing line, and the composer.
+
+import {
+  avatar,
+  dayKey,
+  dayLabel,
+  formatFull,
+  formatTime,
+  h,
+  lastSeen,
+  reconcile,
+  richText,
+  srOnly,
+} from "./render.js";
+
+const NEAR_BOTTOM_PX = 80;
+const NEAR_TOP_PX = 120;
+const TYPING_EVERY_MS = 2000; // the server drops typing frames sent more often
+
+export class ThreadView {
+  constructor({ store, outbox, root, maxChars, actions }) {
+    this.store = store;
+    this.outbox = outbox;
+    this.root = root;
+    this.maxChars = maxChars;
+    this.actions = actions;
+    this.conv = null;
+    this.editing = null; // message id being edited
+    this.confirming = null; // message id whose deletion awaits confirmation
+    this.drafts = new Map();
+    this.lastTypingSent = 0;
+    this.stickToBottom = true;
+
+    const $ = (selector) => root.querySelector(selector);
+    this.el = {
+      empty: $("#thread-empty"),
+      main: $("#thread-main"),
+      avatar: $("#thread-avatar"),
+      title: $("#thread-title"),
+      subtitle: $("#thread-subtitle"),
+      members: $("#members-button"),
+      scroller: $("#message-scroller"),
+      older: $("#load-older"),
+      list: $("#message-list"),
+      typing: $("#typing"),
+      form: $("#composer"),
+      text: $("#composer-text"),
+      error: $("#composer-error"),
+      send: $("#composer-send"),
+    };
+    this.bind();
+  }
+
+  bind() {
+    const { el } = this;
+    el.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    el.text.addEventListener("keydown", (event) => {
+      // Enter sends, Shift+Enter breaks the line; never while an IME composes.
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault();
+        this.submit();
+      }
+    });
+    el.text.addEventListener("input", () => {
+      this.autosize();
+      el.error.textContent = "";
+      if (this.conv) this.drafts.set(this.conv.id, el.text.value);
+      const now = Date.now();
+      if (el.text.value.trim() && now - this.lastTypingSent >= TYPING_EVERY_MS && this.conv) {
+        if (this.actions.typing(this.conv.id)) this.lastTypingSent = now;
+      }
+    });
+    el.scroller.addEventListener("scroll", () => {
+      this.stickToBottom = this.nearBottom();
+      if (el.scroller.scrollTop < NEAR_TOP_PX) this.loadOlder();
+      if (this.stickToBottom) this.maybeSeen();
+    });
+    el.older.addEventListener("click", () => this.loadOlder());
+    el.members.addEventListener("click", () => this.conv && this.actions.openMembers(this.conv));
+    el.list.addEventListener("click", (event) => this.onListClick(event));
+    el.list.addEventListener("keydown", (event) => this.onListKey(event));
+  }
+
+  nearBottom() {
+    const s = this.el.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  scrollToBottom() {
+    this.el.scroller.scrollTop = this.el.scroller.scrollHeight;
+    this.stickToBottom = true;
+  }
+
+  autosize() {
+    const t = this.el.text;
+    t.style.height = "auto";
+    t.style.height = `${Math.min(t.scrollHeight + 2, 200)}px`;
+  }
+
+  // --- opening ------------------------------------------------------------------
+
+  open(conv) {
+    const switching = !this.conv || this.conv.id !== conv.id;
+    this.conv = conv;
+    this.el.empty.hidden = true;
+    this.el.main.hidden = false;
+    if (switching) {
+      this.editing = this.confirming = null;
+      this.el.list.replaceChildren();
+      this.el.text.value = this.drafts.get(conv.id) || "";
+      this.el.error.textContent = "";
+      this.autosize();
+      this.stickToBottom = true;
+      this.lastTypingSent = 0;
+    }
+    this.render();
+    if (switching) this.scrollToBottom();
+  }
+
+  close() {
+    this.conv = null;
+    this.el.main.hidden = true;
+    this.el.empty.hidden = false;
+    this.el.list.replaceChildren();
+  }
+
+  focusComposer() {
+    this.el.text.focus();
+  }
+
+  // --- rendering ----------------------------------------------------------------
+
+  render({ prepended = false } = {}) {
+    const conv = this.conv;
+    if (!conv) return;
+    this.renderHeader();
+    const s = this.el.scroller;
+    const wasAtBottom = this.stickToBottom;
+    const before = { height: s.scrollHeight, top: s.scrollTop };
+    if (prepended) this.el.list.setAttribute("aria-busy", "true");
+    reconcile(this.el.list, this.items());
+    this.el.list.removeAttribute("aria-busy");
+    const loading = !conv.historyLoaded;
+    this.el.older.hidden = loading || !conv.hasOlder;
+    this.el.older.disabled = conv.loadingOlder;
+    this.el.older.textContent = conv.loadingOlder ? "Loading…" : "Load older messages";
+    this.el.scroller.classList.toggle("loading", loading);
+    if (prepended) {
+      s.scrollTop = before.top + (s.scrollHeight - before.height);
+    } else if (wasAtBottom) {
+      this.scrollToBottom();
+    }
+    this.renderTyping();
+    if (this.editing !== null) {
+      const box = this.el.list.querySelector(".edit-text");
+      if (box && document.activeElement !== box) {
+        box.focus();
+        box.setSelectionRange(box.value.length, box.value.length);
+      }
+    }
+    this.maybeSeen();
+  }
+
+  renderHeader() {
+    const { store, conv, el } = this;
+    const title = store.title(conv);
+    const partner = store.partner(conv);
+    el.title.textContent = title;
+    el.avatar.replaceChildren(
+      avatar(title, partner ? partner.user_id : conv.id + 7, {
+        size: "small",
+        status: partner ? store.status(partner.user_id) || "offline" : null,
+      }),
+    );
+    if (partner) {
+      const presence = store.presence.get(partner.user_id);
+      el.subtitle.textContent =
+        presence?.status === "online" ? "online" : lastSeen(presence?.last_active_at);
+      el.members.hidden = true;
+    } else {
+      const count = (conv.members || []).length;
+      el.subtitle.textContent = `${count} member${count === 1 ? "" : "s"}`;
+      el.members.hidden = false;
+    }
+  }
+
+  renderTyping() {
+    const { store, conv } = this;
+    const names = store.typers(conv.id).map((id) => store.userName(id));
+    let text = "";
+    if (names.length === 1) text = `${names[0]} is typing…`;
+    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+    else if (names.length > 2) text = `${names.length} people are typing…`;
+    if (this.el.typing.textContent !== text) this.el.typing.textContent = text;
+  }
+
+  items() {
+    const { store, conv } = this;
+    if (!conv.historyLoaded) return [];
+    const items = [];
+    const partnerRead = conv.kind === "direct" ? store.partnerReadSeq(conv) : 0;
+    let previousDay = null;
+    let previousSender = null;
+    const addDay = (iso) => {
+      const day = dayKey(iso);
+      if (day === previousDay) return false;
+      previousDay = day;
+      const label = dayLabel(iso);
+      items.push({
+        key: `day:${day}`,
+        version: label,
+        render: () => h("li", { class: "day", role: "separator" }, h("span", null, label)),
+      });
+      return true;
+    };
+    for (const message of store.sortedMessages(conv)) {
+      const newDay = addDay(message.created_at);
+      const own = message.sender_id === store.me.id;
+      const showSender = conv.kind === "group" && !own && (newDay || previousSender !== message.sender_id);
+      const continued = !newDay && previousSender === message.sender_id;
+      previousSender = message.sender_id;
+      let status = null;
+      if (own) status = conv.kind === "direct" && message.seq <= partnerRead ? "seen" : "sent";
+      const editing = this.editing === message.id;
+      const confirming = this.confirming === message.id;
+      items.push({
+        key: `m:${message.id}`,
+        version: JSON.stringify([
+          message.text,
+          message.edited_at,
+          message.deleted,
+          status,
+          showSender,
+          continued,
+          editing,
+          confirming,
+          showSender ? store.userName(message.sender_id) : "",
+        ]),
+        render: () =>
+          this.renderMessage(message, { own, status, showSender, continued, editing, confirming }),
+      });
+    }
+    for (const entry of this.outbox.forConversation(conv.id)) {
+      addDay(entry.created_at);
+      items.push({
+        key: `p:${entry.client_msg_id}`,
+        version: JSON.stringify([entry.status, entry.error]),
+        render: () => this.renderPending(entry),
+      });
+    }
+    return items;
+  }
+
+  renderMessage(message, { own, status, showSender, continued, editing, confirming }) {
+    const store = this.store;
+    const sender = own ? "You" : store.userName(message.sender_id);
+    const classes = ["msg", own ? "own" : "other"];
+    if (continued) classes.push("continued");
+    if (message.deleted) classes.push("deleted");
+    const li = h("li", {
+      class: classes.join(" "),
+      "data-message-id": message.id,
+      "data-seq": message.seq,
+      "data-status": status,
+    });
+    if (showSender) li.append(h("div", { class: "msg-sender", "aria-hidden": "true" }, sender));
+    const bubble = h("div", { class: "bubble" }, srOnly(`${sender}: `));
+    if (message.deleted) {
+      bubble.append(h("p", { class: "msg-text tombstone" }, "This message was deleted"));
+    } else if (editing) {
+      bubble.append(this.renderEditor(message));
+    } else {
+      bubble.append(h("p", { class: "msg-text" }, richText(message.text)));
+    }
+    const meta = h(
+      "div",
+      { class: "msg-meta" },
+      message.edited_at && !message.deleted ? h("span", { class: "edited" }, "edited") : null,
+      h("time", { datetime: message.created_at, title: formatFull(message.created_at) }, formatTime(message.created_at)),
+      status
+        ? h(
+            "span",
+            { class: `msg-status ${status}`, title: status === "seen" ? "Seen" : "Sent" },
+            status === "seen" ? "Seen" : "Sent",
+          )
+        : null,
+    );
+    bubble.append(meta);
+    const row = h("div", { class: "msg-row" }, bubble);
+    li.append(row);
+    if (own && !message.deleted && !editing) {
+      if (confirming) {
+        li.append(
+          h(
+            "div",
+            { class: "msg-confirm", role: "group", "aria-label": "Delete this message?" },
+            h("span", null, "Delete this message?"),
+            h("button", { type: "button", class: "danger small", "data-action": "delete-yes", "data-refocus": "" }, "Delete"),
+            h("button", { type: "button", class: "secondary small", "data-action": "delete-no" }, "Cancel"),
+          ),
+        );
+      } else {
+        row.append(
+          h(
+            "div",
+            { class: "msg-actions" },
+            h("button", { type: "button", class: "icon", "data-action": "edit", "aria-label": "Edit message", title: "Edit" }, "Edit"),
+            h("button", { type: "button", class: "icon", "data-action": "delete", "aria-label": "Delete message", title: "Delete", "data-refocus": "" }, "Delete"),
+          ),
+        );
+      }
+    }
+    return li;
+  }
+
+  renderEditor(message) {
+    return h(
+      "form",
+      { class: "edit-form", "data-message-id": message.id },
+      h("label", { class: "visually-hidden", for: `edit-${message.id}` }, "Edit message"),
+      h("textarea", { id: `edit-${message.id}`, class: "edit-text", rows: "2" }, message.text),
+      h(
+        "div",
+        { class: "edit-buttons" },
+        h("button", { type: "button", class: "secondary small", "data-action": "edit-cancel" }, "Cancel"),
+        h("button", { type: "button", class: "small", "data-action": "edit-save" }, "Save"),
+      ),
+    );
+  }
+
+  renderPending(entry) {
+    const failed = entry.status === "failed";
+    return h(
+      "li",
+      { class: `msg own ${failed ? "failed" : "pending"}`, "data-client-msg-id": entry.client_msg_id, "data-status": failed ? "failed" : "pending" },
+      h(
+        "div",
+        { class: "bubble" },
+        srOnly("You: "),
+        h("p", { class: "msg-text" }, richText(entry.text)),
+        h(
+          "div",
+          { class: "msg-meta" },
+          h("time", { datetime: entry.created_at }, formatTime(entry.created_at)),
+          h("span", { class: `msg-status ${failed ? "failed" : "pending"}` }, failed ? "Not sent" : "Sending…"),
+        ),
+      ),
+      failed
+        ? h(
+            "div",
+            { class: "msg-failed", role: "alert" },
+            h("span", null, entry.error || "The message was not sent."),
+            h("button", { type: "button", class: "small", "data-action": "retry", "data-refocus": "" }, "Retry"),
+            h("button", { type: "button", class: "secondary small", "data-action": "discard" }, "Discard"),
+          )
+        : null,
+    );
+  }
+
+  // --- interactions ---------------------------------------------------------------
+
+  messageOf(target) {
+    const li = target.closest("li.msg");
+    if (!li || !this.conv?.messages) return { li };
+    return { li, message: this.conv.messages.get(Number(li.dataset.messageId)) };
+  }
+
+  async onListClick(event) {
+    const button = event.target.closest("button[data-action]");
+    if (!button) {
+      // Touch screens have no hover: a tap on one's own message shows its actions.
+      const li = event.target.closest("li.msg.own");
+      if (li && !event.target.closest("a, textarea")) li.classList.toggle("show-actions");
+      return;
+    }
+    const { li, message } = this.messageOf(button);
+    const action = button.dataset.action;
+    if (action === "retry") return this.actions.retry(li.dataset.clientMsgId);
+    if (action === "discard") return this.actions.discard(li.dataset.clientMsgId);
+    if (!message) return;
+    if (action === "edit") {
+      this.editing = message.id;
+      this.confirming = null;
+      this.render();
+    } else if (action === "edit-cancel") {
+      this.stopEditing(message);
+    } else if (action === "edit-save") {
+      await this.saveEdit(message, li.querySelector(".edit-text"));
+    } else if (action === "delete") {
+      this.confirming = message.id;
+      this.render();
+    } else if (action === "delete-no") {
+      this.confirming = null;
+      this.render();
+      this.el.list.querySelector(`li[data-message-id="${message.id}"] [data-action="delete"]`)?.focus();
+    } else if (action === "delete-yes") {
+      this.confirming = null;
+      button.disabled = true;
+      try {
+        await this.actions.remove(message);
+      } catch (error) {
+        this.actions.toast(`Could not delete: ${error.detail || error.message}`);
+      }
+      this.render();
+      this.focusComposer();
+    }
+  }
+
+  onListKey(event) {
+    const box = event.target.closest(".edit-text");
+    if (!box) return;
+    const { message } = this.messageOf(box);
+    if (!message) return;
+    if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      this.stopEditing(message);
+    } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      this.saveEdit(message, box);
+    }
+  }
+
+  stopEditing(message) {
+    this.editing = null;
+    this.render();
+    this.el.list.querySelector(`li[data-message-id="${message.id}"] [data-action="edit"]`)?.focus();
+  }
+
+  async saveEdit(message, box) {
+    const text = box.value.trim();
+    if (!text) {
+      this.actions.toast("A message cannot be empty; delete it instead.");
+      return;
+    }
+    if (text === message.text.trim()) return this.stopEditing(message);
+    box.disabled = true;
+    try {
+      await this.actions.edit(message, text);
+      this.stopEditing(message);
+    } catch (error) {
+      box.disabled = false;
+      this.actions.toast(`Could not save: ${error.detail || error.message}`);
+    }
+  }
+
+  submit() {
+    const conv = this.conv;
+    if (!conv) return;
+    const text = this.el.text.value;
+    if (!text.trim()) return;
+    if (text.trim().length > this.maxChars) {
+      this.el.error.textContent = `A message can have at most ${this.maxChars.toLocaleString()} characters.`;
+      return;
+    }
+    this.el.text.value = "";
+    this.drafts.delete(conv.id);
+    this.autosize();
+    this.lastTypingSent = 0;
+    this.stickToBottom = true;
+    this.actions.send(conv.id, text);
+  }
+
+  async loadOlder() {
+    const conv = this.conv;
+    if (!conv || !conv.historyLoaded || !conv.hasOlder || conv.loadingOlder) return;
+    await this.actions.loadOlder(conv);
+  }
+
+  maybeSeen() {
+    if (!this.conv || document.visibilityState !== "visible") return;
+    if (this.nearBottom() || this.el.scroller.scrollHeight <= this.el.scroller.clientHeight) {
+      this.actions.seen(this.conv);
+    }
+  }
+}
