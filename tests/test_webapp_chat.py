@@ -359,3 +359,25 @@ def test_the_app_is_usable_on_a_phone_sized_screen(tabs, rest, alice, bob):
         "You: hi from my phone"
     )
     assert fits()
+
+
+def test_a_message_the_server_refuses_shows_failed_with_retry_and_discard(tabs, rest, alice, bob):
+    rest(alice).direct(bob.id)
+    alice_tab = tabs(alice)
+    alice_tab.open("Bob B.")
+    alice_tab.composer.fill("nul \x00 inside")  # the server refuses NUL characters
+    alice_tab.composer.press("Enter")
+
+    failed = alice_tab.page.locator("#message-list li.msg.failed")
+    expect(failed).to_have_count(1)
+    expect(failed.locator(".msg-status")).to_have_text("Not sent")
+    expect(failed.get_by_role("alert")).to_contain_text("NUL character")
+    failed.get_by_role("button", name="Retry").click()  # same id, same answer
+    expect(failed).to_have_attribute("data-status", "failed")
+    sends = [f for f in alice_tab.frames_sent if f["type"] == "send"]
+    assert len(sends) == 2 and sends[0]["client_msg_id"] == sends[1]["client_msg_id"]
+    failed.get_by_role("button", name="Discard").click()
+    expect(alice_tab.page.locator("#message-list li.msg")).to_have_count(0)
+    expect(alice_tab.composer).to_be_focused()
+    assert not Message.objects.exists()
+    assert alice_tab.page.evaluate(f"localStorage.getItem('chat:u{alice.id}:outbox')") == "[]"

@@ -220,6 +220,22 @@ def shoot(base: str) -> None:
             page.screenshot(path=OUT / "group-create.png")
             page.keyboard.press("Escape")
 
+            conversation(page, "Weekend trip").click()
+            page.get_by_role("button", name="Members").click()
+            page.wait_for_selector("#members-list li")
+            page.screenshot(path=OUT / "members.png")
+            page.keyboard.press("Escape")
+
+            # The network goes: a banner says so, and what Alice writes waits.
+            conversation(page, "Bob Marley").click()
+            page.context.set_offline(True)
+            page.wait_for_selector("#connection-banner:has-text('offline')")
+            page.locator("#composer-text").fill("Running late, 10 minutes!")
+            page.locator("#composer-text").press("Enter")
+            page.wait_for_selector("#message-list li.msg.pending")
+            page.screenshot(path=OUT / "offline.png")
+            page.context.set_offline(False)
+
             phone = browser.new_context(viewport=MOBILE, device_scale_factor=2, is_mobile=True)
             mobile = phone.new_page()
             log_in(mobile, base, "alice")
