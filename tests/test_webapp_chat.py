@@ -381,3 +381,80 @@ def test_a_message_the_server_refuses_shows_failed_with_retry_and_discard(tabs, 
     expect(alice_tab.composer).to_be_focused()
     assert not Message.objects.exists()
     assert alice_tab.page.evaluate(f"localStorage.getItem('chat:u{alice.id}:outbox')") == "[]"
+
+
+def test_a_lost_connection_reconnects_through_discovery_and_resends_unacknowledged(
+    tabs, rest, alice, bob
+):
+    """The socket runs through a proxy in the test (Playwright's WebSocket
+    routing), so the test can lose frames and cut the connection like a dying
+    chat server would."""
+    conversation = rest(alice).direct(bob.id)
+    alice_tab, bob_tab = tabs(alice), tabs(bob)
+    page = alice_tab.page
+    lose = {"send_of": None, "answers": False}
+    proxies = []
+
+    def proxy(ws) -> None:
+        server = ws.connect_to_server()
+        proxies.append(ws)
+
+        def to_server(message) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "send" and frame["text"] == lose["send_of"]:
+                return  # lost on the way: never stored
+            server.send(message)
+
+        def to_page(message) -> None:
+            if not lose["answers"]:
+                ws.send(message)
+
+        ws.on_message(to_server)
+        server.on_message(to_page)
+
+    page.route_web_socket(re.compile(r"/ws/chat/$"), proxy)
+    discoveries = []
+    page.on("request", lambda r: "/api/v1/chat-server/" in r.url and discoveries.append(r.url))
+    alice_tab.reload()
+    alice_tab.open("Bob B.")
+    bob_tab.open("Alice A.")
+    assert len(proxies) == 1 and len(discoveries) == 1
+
+    # One send never reaches the server; for the next one, the server stores it
+    # but its ack (and event) never come back. Then the connection dies.
+    lose["send_of"] = "lost on the way"
+    alice_tab.send("lost on the way")
+    expect(bob_tab.messages()).to_have_count(0)
+    lose["answers"] = True
+    alice_tab.send("stored, ack lost")
+    expect(bob_tab.message("stored, ack lost")).to_have_count(1)
+    expect(page.locator("#message-list li.msg.pending")).to_have_count(2)
+
+    # Discovery fails for a while: the client keeps backing off and says so.
+    page.route("**/api/v1/chat-server/", lambda route: route.abort())
+    lose["send_of"], lose["answers"] = None, False
+    proxies[0].close(code=1011, reason="chat server died")
+    expect(page.locator("#connection-banner")).to_contain_text("Connection lost")
+    expect(page.locator("#connection-banner")).to_contain_text("2 messages will be sent")
+    deadline = time.monotonic() + 10
+    while len(discoveries) < 3:  # the first try and at least one retry, both refused
+        assert time.monotonic() < deadline, f"no retries: {discoveries}"
+        page.wait_for_timeout(100)
+    assert len(proxies) == 1  # no socket without asking discovery first
+    page.unroute("**/api/v1/chat-server/")
+    # "Reconnect now" skips the wait (if a retry is not under way already).
+    page.evaluate("document.querySelector('#connection-banner button')?.click()")
+
+    alice_tab.wait_ready()
+    expect(page.locator("#message-list li.msg.pending")).to_have_count(0)
+    for tab in (alice_tab, bob_tab):
+        expect(tab.message("lost on the way")).to_have_count(1)
+        expect(tab.message("stored, ack lost")).to_have_count(1)
+    expect(page.locator("#connection-banner")).to_be_hidden()
+    assert len(proxies) == 2
+    texts = list(
+        Message.objects.filter(conversation_id=conversation)
+        .order_by("seq")
+        .values_list("text", flat=True)
+    )
+    assert sorted(texts) == ["lost on the way", "stored, ack lost"]

@@ -181,6 +181,7 @@ window.addEventListener("hashchange", route);
 // --- sending: the outbox ---------------------------------------------------------------
 
 function trySend(entry) {
+  if (outbox.inFlight.has(entry.client_msg_id)) return; // sent on this socket already
   const sent = connection.send({
     type: "send",
     conversation_id: entry.conversation_id,
@@ -408,6 +409,15 @@ function notify(conv, message) {
     },
   });
 }
+
+// Another tab of this user changed the shared outbox: show its entries too.
+// That tab sends them; this one resends them only after its next `ready`
+// (a repeat of a client_msg_id is stored once).
+window.addEventListener("storage", (event) => {
+  if (event.key !== outbox.key) return;
+  outbox.sync();
+  refresh();
+});
 
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") thread.maybeSeen();

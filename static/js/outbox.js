@@ -47,10 +47,17 @@ export function newClientMsgId() {
 export class Outbox {
   constructor(userId) {
     this.key = `chat:u${userId}:outbox`;
-    const stored = load(this.key, []);
-    this.entries = Array.isArray(stored) ? stored.filter((e) => e && e.client_msg_id) : [];
+    this.sync();
     // Sent over this page's socket and when (for the ack watchdog); not persisted.
     this.inFlight = new Map();
+  }
+
+  /** Read the stored outbox again. Other tabs of the same user share it: each
+   * change starts from the stored copy, so no tab overwrites another's entry
+   * (a message sent by two tabs is stored once: same client_msg_id). */
+  sync() {
+    const stored = load(this.key, []);
+    this.entries = Array.isArray(stored) ? stored.filter((e) => e && e.client_msg_id) : [];
   }
 
   persist() {
@@ -58,6 +65,7 @@ export class Outbox {
   }
 
   add(conversationId, text) {
+    this.sync();
     const entry = {
       client_msg_id: newClientMsgId(),
       conversation_id: conversationId,
@@ -77,6 +85,7 @@ export class Outbox {
 
   remove(clientMsgId) {
     this.inFlight.delete(clientMsgId);
+    this.sync();
     const before = this.entries.length;
     this.entries = this.entries.filter((e) => e.client_msg_id !== clientMsgId);
     if (this.entries.length !== before) this.persist();
@@ -84,6 +93,7 @@ export class Outbox {
   }
 
   fail(clientMsgId, error) {
+    this.sync();
     const entry = this.get(clientMsgId);
     if (!entry) return;
     this.inFlight.delete(clientMsgId);
@@ -93,6 +103,7 @@ export class Outbox {
   }
 
   retry(clientMsgId) {
+    this.sync();
     const entry = this.get(clientMsgId);
     if (!entry) return null;
     entry.status = "pending";
@@ -110,6 +121,7 @@ export class Outbox {
   }
 
   dropConversation(conversationId) {
+    this.sync();
     this.entries = this.entries.filter((e) => e.conversation_id !== conversationId);
     this.persist();
   }

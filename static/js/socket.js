@@ -4,6 +4,9 @@
 const CLOSE_UNAUTHENTICATED = 4401;
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 30000;
+// Opening and catching up must make progress: a handshake or replay silent this
+// long is given up (a dead route can leave a socket "connecting" for minutes).
+const STALL_MS = 15000;
 
 /**
  * States: "connecting" (asking discovery, opening), "syncing" (open, hello sent,
@@ -30,6 +33,7 @@ export class ChatConnection {
     this.retryTimer = null;
     this.retryAt = null;
     this.heartbeatTimer = null;
+    this.stallTimer = null;
   }
 
   start() {
@@ -70,13 +74,16 @@ export class ChatConnection {
       return;
     }
     this.ws = ws;
+    this.watchStall();
     ws.onopen = () => {
       if (ws !== this.ws) return;
+      this.watchStall();
       this.setState("syncing");
       ws.send(JSON.stringify({ type: "hello", cursor: this.cursor() }));
     };
     ws.onmessage = (message) => {
       if (ws !== this.ws) return;
+      if (this.state !== "ready") this.watchStall();
       let frame;
       try {
         frame = JSON.parse(message.data);
@@ -84,6 +91,7 @@ export class ChatConnection {
         return;
       }
       if (frame.type === "ready") {
+        clearTimeout(this.stallTimer);
         this.attempt = 0;
         this.startHeartbeat(frame.heartbeat_interval);
         this.setState("ready");
@@ -94,8 +102,17 @@ export class ChatConnection {
     ws.onerror = () => {}; // a close event follows
   }
 
+  watchStall() {
+    clearTimeout(this.stallTimer);
+    const ws = this.ws;
+    this.stallTimer = setTimeout(() => {
+      if (ws === this.ws && this.state !== "ready") this.drop();
+    }, STALL_MS);
+  }
+
   closed(ws, code) {
     if (ws !== this.ws) return;
+    clearTimeout(this.stallTimer);
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     this.ws = null;
     this.stopHeartbeat();
