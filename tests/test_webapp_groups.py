@@ -73,11 +73,17 @@ def test_group_members_are_seen_added_removed_and_can_leave(tabs, rest, alice, b
     expect(dialog.locator("#members-list li")).to_have_count(3)
     expect(bob_tab.page.locator("#thread-subtitle")).to_have_text("3 members")
 
-    # Bob, a plain member, sees the members but cannot manage them; he leaves.
+    # Bob, a plain member, sees the members but cannot manage them.
     bob_tab.page.get_by_role("button", name="Members").click()
     bob_dialog = bob_tab.page.get_by_role("dialog")
     expect(bob_dialog.locator("#members-list li")).to_have_count(3)
     expect(bob_dialog.get_by_role("button", name="Remove Charlie C.")).to_have_count(0)
+    # Alice makes him an admin: his open dialog gains the controls, live.
+    dialog.get_by_role("button", name="Make admin: Bob B.").click()
+    expect(dialog.locator("#members-list li", has_text="Bob B.")).to_contain_text("admin")
+    expect(bob_dialog.get_by_role("button", name="Remove Charlie C.")).to_be_visible()
+    assert Membership.objects.get(user_id=bob.id).role == "admin"
+    # He leaves.
     leave = bob_dialog.get_by_role("button", name="Leave group")
     leave.click()
     bob_dialog.get_by_role("button", name="Really leave? Click again").click()

@@ -88,6 +88,8 @@ export const api = {
   addMembers: (id, userIds) =>
     request("POST", `conversations/${id}/members/`, { body: { user_ids: userIds } }),
   removeMember: (id, userId) => request("DELETE", `conversations/${id}/members/${userId}/`),
+  setRole: (id, userId, role) =>
+    request("PATCH", `conversations/${id}/members/${userId}/`, { body: { role } }),
 
   /** A page of history in ascending seq: the newest, or the one before `before`. */
   history: (id, { before, limit = 50 } = {}) =>

@@ -390,6 +390,8 @@ export function setupMembersDialog({ dialog, store, maxMembers, toast, onLeft })
       ...members.map((member) => {
         const me = member.user_id === store.me.id;
         const removable = managing() && !me && member.role !== "owner";
+        // Only the owner hands out (and takes back) the admin role.
+        const promotable = store.myRole(conv) === "owner" && !me;
         return h(
           "li",
           { class: "person", "data-user-id": member.user_id },
@@ -397,6 +399,19 @@ export function setupMembersDialog({ dialog, store, maxMembers, toast, onLeft })
           h("span", { class: "person-name" }, userName(member), me ? " (you)" : ""),
           h("span", { class: "person-handle" }, `@${member.username}`),
           member.role !== "member" ? h("span", { class: "role" }, member.role) : null,
+          promotable
+            ? h(
+                "button",
+                {
+                  type: "button",
+                  class: "link small",
+                  "data-role": member.role === "admin" ? "member" : "admin",
+                  "data-user-id": member.user_id,
+                  "aria-label": `${member.role === "admin" ? "Remove admin role of" : "Make admin:"} ${userName(member)}`,
+                },
+                member.role === "admin" ? "Remove admin" : "Make admin",
+              )
+            : null,
           removable
             ? h(
                 "button",
@@ -415,6 +430,21 @@ export function setupMembersDialog({ dialog, store, maxMembers, toast, onLeft })
   };
 
   list.addEventListener("click", async (event) => {
+    const roleButton = event.target.closest("button[data-role]");
+    if (roleButton) {
+      roleButton.disabled = true;
+      error.textContent = "";
+      try {
+        const userId = Number(roleButton.dataset.userId);
+        store.upsert(await api.setRole(conv.id, userId, roleButton.dataset.role));
+        store.changed("conversation", { conversationId: conv.id });
+        render();
+      } catch (e) {
+        error.textContent = errorText(e);
+        roleButton.disabled = false;
+      }
+      return;
+    }
     const button = event.target.closest("button[data-remove]");
     if (!button) return;
     button.disabled = true;
