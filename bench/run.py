@@ -53,15 +53,15 @@ QUICK = {
     "direct_sweep": {
         "pairs": [50],
         "rates": [25, 50, 100, 200, 400, 800, 1600, 3200],
-        "hold": 3.0,
-        "drain_cap": 8.0,
+        "hold": 2.5,
+        "drain_cap": 6.0,
     },
-    "overload": {"pairs": 50, "hold": 3.0, "drain_cap": 45.0},
+    "overload": {"pairs": 50, "hold": 2.5, "drain_cap": 45.0},
     "group100_fanout": {"size": 100, "warmup": 3, "messages": 30, "gap": 0.02},
     "idle_connections": {
         "levels": [1000, 5000],
-        "concurrency": 50,
-        "settle": 2.0,
+        "concurrency": 100,
+        "settle": 1.5,
         "probe_rate": 50,
         "probe_hold": 3.0,
     },
@@ -169,7 +169,7 @@ def prepare_database(config: dict) -> None:
     env = {**os.environ, **servers.ours_env()}
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
+        cwd=servers.OURS_SRC,
         env=env,
         check=True,
     )
@@ -188,10 +188,26 @@ def prepare_database(config: dict) -> None:
             "--out",
             str(SETUP_FILE),
         ],
-        cwd=ROOT,
+        cwd=servers.OURS_SRC,
         env=env,
         check=True,
     )
+
+
+def wait_quiet(limit: float) -> float:
+    """Wait (at most `limit` s) until both cores are mostly idle; the busy share seen."""
+    deadline = time.monotonic() + limit
+    while True:
+        with open("/proc/stat") as fh:
+            a = [int(v) for v in fh.readline().split()[1:]]
+        time.sleep(1.0)
+        with open("/proc/stat") as fh:
+            b = [int(v) for v in fh.readline().split()[1:]]
+        total = sum(b) - sum(a)
+        idle = (b[3] + b[4]) - (a[3] + a[4])
+        busy = 1 - idle / max(total, 1)
+        if busy < 0.15 or time.monotonic() > deadline:
+            return round(busy, 2)
 
 
 def flush_redis() -> None:
@@ -245,6 +261,7 @@ class Runner:
         }
         if system != "redis_floor":
             spec["port"] = self.server.port
+            spec["pid"] = self.server.pid
         started = time.monotonic()
         result = loadgen(spec, timeout)
         result["wall_s"] = round(time.monotonic() - started, 1)
@@ -402,6 +419,12 @@ def main() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
+    parser.add_argument(
+        "--code",
+        default="HEAD",
+        help="commit whose code 'ours' runs (exported with git archive), or 'tree' for "
+        "the working tree as it is",
+    )
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -410,7 +433,13 @@ def main() -> None:
     scenarios = [s for s in SCENARIOS if s in args.scenarios.split(",")]
     started = time.monotonic()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.code == "tree":
+        machine_code = "working tree (uncommitted changes included)"
+    else:
+        servers.OURS_SRC, sha = servers.snapshot(args.code)
+        machine_code = f"commit {sha} (git archive into {servers.OURS_SRC})"
     machine = machine_info(args.mode, config)
+    machine["ours_code"] = machine_code
     if "ours" in systems:
         log("preparing the bench database")
         prepare_database(config)
@@ -418,7 +447,9 @@ def main() -> None:
     runner = Runner(args.mode, config)
     try:
         for system in systems:
-            log(f"== {system}")
+            busy = wait_quiet(15)
+            machine.setdefault("busy_before_system", {})[system] = busy
+            log(f"== {system} (machine busy {busy:.0%} before it)")
             runner.system(system, scenarios)
         if "direct_sweep" in scenarios:
             log("== overload at 4x our max_rate")

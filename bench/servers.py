@@ -14,6 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+# Where "ours" is served from: a snapshot of a commit (set by bench.run; the shared
+# working tree is edited by others while a run goes on), or the working tree itself.
+OURS_SRC = ROOT
 SERVER_CPU = "0"
 LOAD_CPU = "1"
 
@@ -82,13 +85,29 @@ class Server:
             return ""
 
 
-def _spawn(name: str, argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+def snapshot(commit: str = "HEAD") -> tuple[Path, str]:
+    """Export a commit's tree (git archive, read-only for the repo) for "ours" to run from."""
+    argv = ["git", "rev-parse", "--short", commit]
+    sha = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    target = Path(f"/tmp/chat-bench-src-{sha}")
+    if not (target / "manage.py").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", sha], cwd=ROOT, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target, sha
+
+
+def _spawn(
+    name: str, argv: list[str], env: dict[str, str], cwd: Path = ROOT
+) -> tuple[subprocess.Popen, Path]:
     RESULTS.mkdir(parents=True, exist_ok=True)
     log_path = RESULTS / f"{name}.log.tmp"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, *argv],
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -139,7 +158,7 @@ def start(name: str) -> Server:
         check = lambda: listening(port)  # noqa: E731
     else:
         raise ValueError(name)
-    process, log_path = _spawn(name, argv, env)
+    process, log_path = _spawn(name, argv, env, OURS_SRC if name == "ours" else ROOT)
     server = Server(name, port, process, log_path)
     _wait(server, check)
     return server

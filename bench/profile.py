@@ -1,0 +1,178 @@
+"""Profile our server under load with py-spy and say where the time goes.
+
+    python -m bench.profile --rate 150 --seconds 20
+
+Starts ours (pinned to CPU 0) on a fresh bench database, drives it open loop at
+`--rate` msg/s over 50 pairs (load generator and py-spy on CPU 1), records with
+`py-spy record --format raw --threads --idle --nonblocking`, and folds the stacks
+into categories per thread: the event loop (daphne/Twisted + asyncio) and the one
+thread behind database_sync_to_async. Writes bench/results/profile-ours.json and
+keeps the raw stacks in bench/results/profile-ours.txt.tmp (flame graph input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench import servers
+from bench.run import QUICK, SETUP_FILE, prepare_database
+from bench.servers import LOAD_CPU, RESULTS, ROOT
+
+# First matching rule wins; a rule matches when its pattern occurs anywhere in the
+# stack (frames joined root -> leaf). Order: most specific first.
+DB_RULES = [
+    ("on_commit -> async_to_sync(group_send): DB thread waits on the loop", r"send_many_now"),
+    ("COMMIT (fsync) round trip", r"\bcommit \(django/db/backends/base/base\.py"),
+    ("waiting on PostgreSQL (queries, row locks)", r"psycopg/.*(wait|_conn_gen|execute)"),
+    ("pool checkout / connection setup", r"psycopg_pool|connect \(django/db|close_old_connections"),
+    ("ORM: building and compiling SQL", r"django/db/models/sql/|django/db/models/query\.py"),
+    ("JSON (payload encode/decode)", r"json/(encoder|decoder)|jsonb|JSONField"),
+    ("knox token auth on connect", r"knox|authenticate_credentials"),
+    ("other Python in the DB thread", r"."),
+]
+LOOP_RULES = [
+    ("idle (waiting in epoll)", r"(select|poll|epoll).*\((selectors|twisted)[^;]*$"),
+    ("channel layer: group_send", r"group_send"),
+    ("channel layer: receive / dispatch", r"channels_redis|receive_single|await_many_dispatch"),
+    ("presence (Redis Lua, contacts)", r"presence/"),
+    ("JSON (frames)", r"json/(encoder|decoder)"),
+    ("WebSocket framing (autobahn) and Twisted I/O", r"autobahn|twisted"),
+    ("asgiref sync/async hand-off", r"asgiref"),
+    ("redis-py client", r"redis/"),
+    ("consumer code", r"messaging/consumers|chatproject/realtime"),
+    ("asyncio scheduling and other", r"."),
+]
+
+
+def classify(stack: str, rules: list[tuple[str, str]]) -> str:
+    for name, pattern in rules:
+        if re.search(pattern, stack):
+            return name
+    return "unclassified"
+
+
+def fold(raw: Path) -> dict:
+    """Count samples per (thread kind, category) from py-spy's raw output."""
+    threads: Counter[str] = Counter()
+    categories: dict[str, Counter[str]] = {"event loop": Counter(), "DB thread": Counter()}
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        head = stack.split(";", 1)[0]
+        if "SyncToAsync" in stack or "ThreadPoolExecutor" in head or "_worker" in stack[:300]:
+            kind = "DB thread" if "thread.py" in stack or "SyncToAsync" in stack else "other"
+        elif "MainThread" in head or "twisted" in stack or "asyncio" in stack:
+            kind = "event loop"
+        else:
+            kind = "other"
+        threads[kind] += n
+        if kind == "DB thread":
+            categories[kind][classify(stack, DB_RULES)] += n
+        elif kind == "event loop":
+            categories[kind][classify(stack, LOOP_RULES)] += n
+    out: dict = {"samples": dict(threads)}
+    for kind, counter in categories.items():
+        total = sum(counter.values()) or 1
+        out[kind] = {
+            name: {"samples": n, "share": round(n / total, 3)} for name, n in counter.most_common()
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=150)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--pairs", type=int, default=50)
+    parser.add_argument("--skip-setup", action="store_true")
+    args = parser.parse_args()
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not args.skip_setup:
+        prepare_database(QUICK)
+    server = servers.start("ours")
+    raw = RESULTS / "profile-ours.txt.tmp"
+    try:
+        spec = {
+            "scenario": "overload",
+            "system": "ours",
+            "port": server.port,
+            "pid": server.pid,
+            "setup": str(SETUP_FILE),
+            "params": {
+                "pairs": args.pairs,
+                "rate": args.rate,
+                "hold": args.seconds + 4,
+                "drain_cap": 30,
+            },
+        }
+        load = subprocess.Popen(
+            ["taskset", "-c", LOAD_CPU, sys.executable, "-m", "bench.loadgen", json.dumps(spec)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(3)  # connect and warm up first
+        subprocess.run(
+            [
+                "taskset",
+                "-c",
+                LOAD_CPU,
+                pyspy,
+                "record",
+                "--pid",
+                str(server.pid),
+                "--duration",
+                str(int(args.seconds)),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--threads",
+                "--idle",
+                "--nonblocking",
+                "--output",
+                str(raw),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        out, _ = load.communicate(timeout=120)
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        point = json.loads(lines[-1]) if lines else {}
+    finally:
+        server.stop()
+    summary = {
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "pairs": args.pairs,
+        "load": {
+            k: point.get(k)
+            for k in (
+                "msgs_per_s",
+                "p50_ms",
+                "p99_ms",
+                "ack_p99_ms",
+                "lost",
+                "pending",
+                "server_cpu",
+                "other_cpu0",
+            )
+        },
+        "profile": fold(raw),
+    }
+    (RESULTS / "profile-ours.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
