@@ -100,6 +100,9 @@ def user_deactivate(*, user: User) -> None:
     User.objects.filter(pk=user.pk).update(is_active=False)
     user.is_active = False
     AuthToken.objects.filter(user=user).delete()
+    # Also devices registered from a browser session (no token to cascade from):
+    # a banned user's phone must not keep showing message text.
+    Device.objects.filter(user=user).delete()
     _close_sockets(user_id=user.pk)
 
 

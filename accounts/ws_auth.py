@@ -84,3 +84,16 @@ class WebSocketAuthMiddleware:
             scope["user"] = AnonymousUser()
         # else: a browser on our origin, authenticated by its session cookie.
         return await self.inner(scope, receive, send)
+
+
+@database_sync_to_async
+def credentials_still_valid(*, user_id: int, token_key: str | None) -> bool:
+    """Checked again once the socket listens for revocations: a log-out or a
+    deactivation between the handshake and joining the group is not missed."""
+    from knox.models import AuthToken
+
+    from accounts.models import User
+
+    if not User.objects.filter(pk=user_id, is_active=True).exists():
+        return False
+    return token_key is None or AuthToken.objects.filter(token_key=token_key).exists()

@@ -204,7 +204,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON in, JSON out: form parsers read "" as "absent" and fail with a 500 on
     # too many fields; no client of ours sends forms to the API.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["chatproject.parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": None,
@@ -250,6 +250,14 @@ SPECTACULAR_SETTINGS = {
 CHAT_MAX_GROUP_MEMBERS = env_int("CHAT_MAX_GROUP_MEMBERS", 100)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 100_000)
 CHAT_PUBLIC_WS_URL = env_str("CHAT_PUBLIC_WS_URL")
+# Frames per second per socket (sustained, burst).
+CHAT_SOCKET_RATE = env_float("CHAT_SOCKET_RATE", 20.0)
+CHAT_SOCKET_BURST = env_float("CHAT_SOCKET_BURST", 60.0)
+# A hello whose cursor is further behind than this gets `reset` (sync by REST).
+CHAT_MAX_REPLAY = env_int("CHAT_MAX_REPLAY", 10_000)
+# Seconds between a socket's checks of its inbox head on heartbeat (a dropped
+# last event is delivered within this).
+CHAT_HEAD_CHECK = env_float("CHAT_HEAD_CHECK", 15.0)
 PRESENCE_HEARTBEAT_INTERVAL = env_float("PRESENCE_HEARTBEAT_INTERVAL", 5.0)
 PRESENCE_TIMEOUT = env_float("PRESENCE_TIMEOUT", 30.0)
 # Groups up to this size get live presence; members of bigger ones ask on demand.

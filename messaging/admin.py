@@ -6,6 +6,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from chatproject.errors import ChatError
 from messaging import services
 from messaging.models import Conversation, Membership, Message
 
@@ -51,6 +52,12 @@ class ConversationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # View only: a form save writes every column, and a stale last_seq
+        # written back would make every later send collide. Moderators act
+        # through the actions, which go through the services.
+        return False
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
@@ -70,12 +77,18 @@ class MembershipAdmin(admin.ModelAdmin):
 
     @admin.action(description="Remove the selected members from their conversations")
     def remove_members(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        removed = 0
         for membership in list(queryset.select_related("conversation")):
-            services.member_moderate_remove(
-                conversation_id=membership.conversation_id, user_id=membership.user_id
-            )
+            try:
+                services.member_moderate_remove(
+                    conversation_id=membership.conversation_id, user_id=membership.user_id
+                )
+            except ChatError as error:
+                self.message_user(request, f"{membership}: {error.detail}", messages.WARNING)
+                continue
             _audit(request, membership.conversation, f"Removed user {membership.user_id}")
-        self.message_user(request, f"Removed {queryset.count()} member(s).", messages.SUCCESS)
+            removed += 1
+        self.message_user(request, f"Removed {removed} member(s).", messages.SUCCESS)
 
 
 @admin.register(Message)

@@ -11,12 +11,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from accounts.ws_auth import SUBPROTOCOL
+from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid
 from chatproject.converters import BIGINT_MAX
 from chatproject.errors import ChatError, InvalidInput
 from chatproject.realtime import send_many, user_group
 from messaging import wire
-from messaging.inbox import REPLAY_PAGE, inbox_head, inbox_read
+from messaging.inbox import inbox_head, inbox_read
 from messaging.services import conversation_mark_read, message_send
 from messaging.typing import TYPING_EXPIRES_SECONDS, TYPING_THROTTLE_SECONDS, typing_recipients
 from presence import sweeper
@@ -38,6 +38,24 @@ def _int_field(frame: dict[str, Any], name: str, *, optional: bool = False) -> i
     return value
 
 
+class TokenBucket:
+    """Frames per socket: a burst is fine, a flood is refused. All of a
+    process's sockets share one database thread; one client must not hog it."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int
     token_key: str | None
@@ -48,10 +66,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
-            # Accept, then close with a code: a refused handshake would look the
-            # same to the client as a network error, and it must log in again.
-            await self.accept()
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.refuse()
             return
         self.user_id = user.pk
         token = self.scope.get("auth_token")
@@ -59,6 +74,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session") if token is None else None
         self.session_key = session.session_key if session is not None else None
         self.typing_sent: dict[int, float] = {}
+        self.presence_versions: dict[int, int] = {}
+        self.head_checked_at = time.monotonic()
+        self.bucket = TokenBucket(settings.CHAT_SOCKET_RATE, settings.CHAT_SOCKET_BURST)
         self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "hello": self.on_hello,
             "send": self.on_send,
@@ -69,10 +87,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Join before any replay: an event committed during the replay is then
         # either in the replay or queued here, never in neither.
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
+        if not await credentials_still_valid(user_id=self.user_id, token_key=self.token_key):
+            await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
+            del self.user_id
+            await self.refuse()
+            return
         subprotocol = SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None
         await self.accept(subprotocol=subprotocol)
         sweeper.ensure_running()
         await device_beat(user_id=self.user_id, device=self.channel_name)
+
+    async def refuse(self) -> None:
+        # Accept, then close with a code: a refused handshake would look the
+        # same to the client as a network error, and it must log in again.
+        await self.accept()
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "user_id"):
@@ -94,16 +123,34 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_json(frame)
             self.cursor = frame["cursor"]
 
+    async def catch_up(self, upto: int | None = None) -> None:
+        """Send every stored event after the cursor (up to `upto`), in pages."""
+        assert self.cursor is not None
+        while upto is None or self.cursor < upto:
+            frames = await db(inbox_read)(user_id=self.user_id, after=self.cursor, upto=upto)
+            if not frames:
+                if upto is not None:
+                    # Cursor order is commit order, so this cannot happen unless
+                    # inbox rows were deleted by hand.
+                    logger.warning(
+                        "inbox of %s has no events in (%s, %s]", self.user_id, self.cursor, upto
+                    )
+                return
+            await self.send_events(frames)
+
     # --- frames from the client -------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Bad input gets an error frame; the connection stays open.
+        if not self.bucket.take():
+            await self.send_error("throttled", "Too many frames; slow down.")
+            return
         if text_data is None:
             await self.send_error("binary_not_supported", "Send JSON text frames.")
             return
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             await self.send_error("malformed_json", "The frame is not valid JSON.")
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
@@ -113,31 +160,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if handler is None:
             await self.send_error("unknown_type", f"Unknown frame type {frame['type'][:40]!r}.")
             return
+        extra = {}
+        if isinstance(frame.get("client_msg_id"), str):
+            extra["client_msg_id"] = frame["client_msg_id"][:64]
         try:
             await handler(frame)
         except ChatError as error:
-            extra = {}
-            if isinstance(frame.get("client_msg_id"), str):
-                extra["client_msg_id"] = frame["client_msg_id"]
             await self.send_error(error.code, error.detail, **extra)
+        except Exception:
+            # A bug or an outage must not take the socket down with it: the
+            # client keeps its connection and may retry (sends are idempotent).
+            logger.exception("frame %r failed for user %s", frame["type"], self.user_id)
+            await self.send_error("server_error", "The server failed; try again.", **extra)
 
     async def on_hello(self, frame: dict[str, Any]) -> None:
         cursor = _int_field(frame, "cursor", optional=True)
-        reset = False
-        if cursor is None:
-            # A new device: live events from now on; history comes from REST.
-            self.cursor = await db(inbox_head)(user_id=self.user_id)
+        head = await db(inbox_head)(user_id=self.user_id)
+        # A cursor from the future (a restored database) or too far behind to
+        # replay over the socket: start from the head; the client reloads by REST.
+        reset = cursor is not None and not head - settings.CHAT_MAX_REPLAY <= cursor <= head
+        if cursor is None or reset:
+            self.cursor = head
         else:
             self.cursor = cursor
-            while True:
-                frames = await db(inbox_read)(user_id=self.user_id, after=self.cursor)
-                await self.send_events(frames)
-                if len(frames) < REPLAY_PAGE:
-                    break
-            head = await db(inbox_head)(user_id=self.user_id)
-            if self.cursor > head:
-                # A cursor from the future (a restored database): start again.
-                self.cursor, reset = head, True
+            await self.catch_up()
+        self.head_checked_at = time.monotonic()
         await self.send_json(
             {
                 "type": "ready",
@@ -176,10 +223,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         now = time.monotonic()
         if now - self.typing_sent.get(conversation_id, 0.0) < TYPING_THROTTLE_SECONDS:
             return
+        # Throttled before the membership check too: refusals cost a query each.
+        self.typing_sent[conversation_id] = now
         recipients = await db(typing_recipients)(
             user_id=self.user_id, conversation_id=conversation_id
         )
-        self.typing_sent[conversation_id] = now
         event = {
             "type": "typing.event",
             "conversation_id": conversation_id,
@@ -189,6 +237,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_heartbeat(self, frame: dict[str, Any]) -> None:
         await device_beat(user_id=self.user_id, device=self.channel_name)
+        now = time.monotonic()
+        if self.cursor is not None and now - self.head_checked_at >= settings.CHAT_HEAD_CHECK:
+            # The channel layer may have dropped the last event, and no later one
+            # would reveal the gap: look at the inbox head now and then.
+            self.head_checked_at = now
+            head = await db(inbox_head)(user_id=self.user_id)
+            if head > self.cursor:
+                await self.catch_up(upto=head)
 
     # --- events from the channel layer ---------------------------------------
 
@@ -201,13 +257,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if frame["cursor"] > self.cursor + 1:
             # A gap: an earlier event's delivery is late or was dropped by the
             # layer. It is committed (ours is), so read it from the inbox.
-            while self.cursor < frame["cursor"] - 1:
-                frames = await db(inbox_read)(
-                    user_id=self.user_id, after=self.cursor, upto=frame["cursor"] - 1
-                )
-                if not frames:
-                    break
-                await self.send_events(frames)
+            await self.catch_up(upto=frame["cursor"] - 1)
         await self.send_events([frame])
 
     async def typing_event(self, message: dict[str, Any]) -> None:
@@ -221,7 +271,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def presence_event(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["frame"])
+        frame = message["frame"]
+        # Announcements from different chat servers can arrive out of order;
+        # the version says which change is newer.
+        if frame["version"] <= self.presence_versions.get(frame["user_id"], 0):
+            return
+        self.presence_versions[frame["user_id"]] = frame["version"]
+        await self.send_json(frame)
 
     async def auth_revoked(self, event: dict[str, Any]) -> None:
         # An event naming neither a token nor a session revokes every socket of the

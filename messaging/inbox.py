@@ -29,7 +29,10 @@ class Event:
 
 
 def inbox_ensure(*, user_ids: Iterable[int]) -> None:
-    Inbox.objects.bulk_create([Inbox(user_id=u) for u in user_ids], ignore_conflicts=True)
+    # In user-id order, like every other inbox write (no lock-order inversions).
+    Inbox.objects.bulk_create(
+        [Inbox(user_id=u) for u in sorted(set(user_ids))], ignore_conflicts=True
+    )
 
 
 def inbox_append(*, user_ids: Iterable[int], kind: str, payload: dict[str, Any]) -> list[Event]:
@@ -50,6 +53,7 @@ def inbox_append(*, user_ids: Iterable[int], kind: str, payload: dict[str, Any])
         locked.update(
             Inbox.objects.select_for_update()
             .filter(user_id__in=missing)
+            .order_by("user_id")
             .values_list("user_id", "last_seq")
         )
     Inbox.objects.filter(user_id__in=ids).update(last_seq=F("last_seq") + 1)

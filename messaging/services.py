@@ -9,6 +9,7 @@ events, and makes the group-size limit hold under concurrent adds.
 """
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -23,6 +24,9 @@ from messaging.inbox import inbox_append, inbox_ensure
 from messaging.models import Conversation, Membership, Message
 from notifications.tasks import push_new_message
 
+# Whitespace, separators, controls and format characters (zero-width space,
+# joiners, direction marks): a message of only these shows nothing.
+_INVISIBLE = {"Zs", "Zl", "Zp", "Cc", "Cf"}
 CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -86,7 +90,8 @@ def clean_text(text: object) -> str:
     if not isinstance(text, str):
         raise InvalidInput("`text` must be a string.", code="invalid_text")
     text = text.strip()
-    if not text:
+    if not any(unicodedata.category(c) not in _INVISIBLE for c in text):
+        # Also zero-width spaces and other format characters: nothing to show.
         raise InvalidInput("The message is empty.", code="empty_text")
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
         raise InvalidInput(
@@ -95,6 +100,11 @@ def clean_text(text: object) -> str:
         )
     if "\x00" in text:
         raise InvalidInput("The message contains a NUL character.", code="invalid_text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (from JSON "\ud800") cannot be stored or sent on.
+        raise InvalidInput("The message is not valid Unicode.", code="invalid_text") from None
     return text
 
 
@@ -175,7 +185,7 @@ def conversation_group_create(
         [Membership(conversation=conversation, user=owner, role=Membership.Role.OWNER)]
         + [Membership(conversation=conversation, user_id=u) for u in others]
     )
-    everyone = [owner.pk, *others]
+    everyone = sorted([owner.pk, *others])
     inbox_ensure(user_ids=everyone)
     _emit_members_added(conversation, _members(conversation), everyone)
     return conversation
@@ -237,16 +247,21 @@ def member_remove(*, actor_id: int, conversation_id: int, user_id: int) -> None:
             raise PermissionDenied("The owner cannot be removed.")
     target.delete()
     remaining = [m for m in members if m.user_id != user_id]
-    if target.role == Membership.Role.OWNER and remaining:
-        # The group must keep an owner: the longest-standing admin, else member.
-        heir = next((m for m in remaining if m.role == Membership.Role.ADMIN), remaining[0])
-        heir.role = Membership.Role.OWNER
-        heir.save(update_fields=["role"])
     inbox_append(
         user_ids=[m.user_id for m in members],
         kind="member.removed",
         payload={"conversation_id": conversation.pk, "user_ids": [user_id]},
     )
+    if target.role == Membership.Role.OWNER and remaining:
+        # The group must keep an owner: the longest-standing admin, else member.
+        heir = next((m for m in remaining if m.role == Membership.Role.ADMIN), remaining[0])
+        heir.role = Membership.Role.OWNER
+        heir.save(update_fields=["role"])
+        inbox_append(
+            user_ids=[m.user_id for m in remaining],
+            kind="conversation.updated",
+            payload={"conversation": wire.conversation_dict(conversation, remaining)},
+        )
 
 
 @transaction.atomic
@@ -289,15 +304,17 @@ def message_send(
     client_msg_id = clean_client_msg_id(client_msg_id)
     text = clean_text(text)
     conversation = _lock_conversation(conversation_id)
+    # Checked under the lock (a concurrent resend of the same id has committed
+    # by now) and before membership: a message that was stored is acknowledged
+    # on resend even if the sender has since left.
+    existing = _existing_send(conversation.pk, sender_id, client_msg_id)
+    if existing is not None:
+        return SendResult(existing, created=False)
     member_ids = list(
         Membership.objects.filter(conversation=conversation).values_list("user_id", flat=True)
     )
     if sender_id not in member_ids:
         raise NotFound("No such conversation.", code="conversation_not_found")
-    # Checked under the lock: a concurrent resend of the same id has committed by now.
-    existing = _existing_send(conversation.pk, sender_id, client_msg_id)
-    if existing is not None:
-        return SendResult(existing, created=False)
 
     now = timezone.now()
     conversation.last_seq += 1

@@ -26,7 +26,7 @@ def message_dict(message: Message) -> dict[str, Any]:
     }
 
 
-def member_dict(membership: Membership) -> dict[str, Any]:
+def member_dict(membership: Membership, *, show_read: bool = True) -> dict[str, Any]:
     user = membership.user
     return {
         "user_id": membership.user_id,
@@ -34,7 +34,7 @@ def member_dict(membership: Membership) -> dict[str, Any]:
         "display_name": user.display_name,
         "avatar_url": user.avatar_url,
         "role": membership.role,
-        "last_read_seq": membership.last_read_seq,
+        "last_read_seq": membership.last_read_seq if show_read else None,
     }
 
 
@@ -52,7 +52,11 @@ def conversation_dict(
         "created_at": iso(conversation.created_at),
         "last_activity_at": iso(conversation.last_activity_at),
         "last_seq": conversation.last_seq,
-        "members": [member_dict(m) for m in members],
+        # Read markers are receipts in direct chats; in groups they stay private
+        # (the viewer's own is in `last_read_seq` below).
+        "members": [
+            member_dict(m, show_read=conversation.kind == Conversation.Kind.DIRECT) for m in members
+        ],
         "last_message": message_dict(last_message) if last_message is not None else None,
     }
     if viewer is not None:

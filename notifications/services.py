@@ -7,7 +7,6 @@ moment that matters.
 """
 
 import logging
-from dataclasses import dataclass
 
 from accounts.models import User
 from messaging.models import Conversation, Membership, Message
@@ -18,13 +17,6 @@ from presence.store import get_store, now
 logger = logging.getLogger(__name__)
 
 BODY_CHARS = 200
-
-
-@dataclass(frozen=True)
-class PushResult:
-    sent: int
-    removed: int
-    to_retry: list[int]  # device ids
 
 
 def offline_user_ids(user_ids: list[int]) -> list[int]:
@@ -51,47 +43,43 @@ def push_for_message(message: Message, sender: User, conversation: Conversation)
     )
 
 
-def _send(devices: list[Device], push: Push) -> PushResult:
-    provider = get_provider()
-    sent, dead, retry = 0, [], []
-    for device in devices:
-        outcome = provider.send(device.token, push)
-        if outcome is Outcome.SENT:
-            sent += 1
-        elif outcome is Outcome.TOKEN_INVALID:
-            dead.append(device.pk)
-        else:
-            retry.append(device.pk)
-    if dead:
-        Device.objects.filter(pk__in=dead).delete()
-        logger.info("removed %d push tokens FCM rejected", len(dead))
-    return PushResult(sent=sent, removed=len(dead), to_retry=retry)
+def _send(device: Device, push: Push) -> Outcome:
+    outcome = get_provider().send(device.token, push)
+    if outcome is Outcome.TOKEN_INVALID:
+        Device.objects.filter(pk=device.pk).delete()
+        logger.info("removed push token %s… that FCM rejected", device.token[:12])
+    return outcome
 
 
-def message_push_fanout(*, message_id: int) -> PushResult:
-    """Push a new message to every device of every member who is offline."""
+def _pushable(message_id: int) -> Message | None:
     message = Message.objects.select_related("conversation", "sender").filter(pk=message_id).first()
     if message is None or message.deleted_at is not None:
-        return PushResult(0, 0, [])
+        return None
+    return message
+
+
+def message_push_targets(*, message_id: int) -> list[int]:
+    """The devices to push a new message to: every device of every active
+    member other than the sender who has no device online."""
+    message = _pushable(message_id)
+    if message is None:
+        return []
     recipients = list(
-        Membership.objects.filter(conversation_id=message.conversation_id)
+        Membership.objects.filter(conversation_id=message.conversation_id, user__is_active=True)
         .exclude(user_id=message.sender_id)
         .values_list("user_id", flat=True)
     )
     offline = offline_user_ids(recipients) if recipients else []
-    if not offline:
-        return PushResult(0, 0, [])
-    devices = list(Device.objects.filter(user_id__in=offline))
-    push = push_for_message(message, message.sender, message.conversation)
-    return _send(devices, push)
+    return list(Device.objects.filter(user_id__in=offline).values_list("pk", flat=True))
 
 
-def message_push_device(*, message_id: int, device_id: int) -> PushResult:
-    """A retry for one device: only if still relevant (device exists, user offline)."""
-    device = Device.objects.filter(pk=device_id).first()
-    message = Message.objects.select_related("conversation", "sender").filter(pk=message_id).first()
-    if device is None or message is None or message.deleted_at is not None:
-        return PushResult(0, 0, [])
+def message_push_device(*, message_id: int, device_id: int) -> Outcome | None:
+    """Push one message to one device, if still relevant: the device exists,
+    its user is active and still has no device online. None: nothing to send."""
+    device = Device.objects.select_related("user").filter(pk=device_id).first()
+    message = _pushable(message_id)
+    if device is None or message is None or not device.user.is_active:
+        return None
     if not offline_user_ids([device.user_id]):
-        return PushResult(0, 0, [])
-    return _send([device], push_for_message(message, message.sender, message.conversation))
+        return None
+    return _send(device, push_for_message(message, message.sender, message.conversation))

@@ -1,6 +1,7 @@
+from accounts.models import User
 from chatproject.errors import NotFound
 from messaging.models import Membership
-from presence.services import status_frame
+from presence.services import iso_time
 from presence.store import get_store, now
 
 MAX_USERS_PER_QUERY = 200
@@ -18,7 +19,15 @@ def presence_for(*, viewer_id: int, user_ids: list[int]) -> list[dict]:
     if strangers:
         # Strangers and unknown ids look alike: presence leaks nothing about either.
         raise NotFound(f"No such contacts: {strangers}.", code="user_not_found")
-    frames = [status_frame(s) for s in get_store().statuses(wanted, now())]
-    for frame in frames:
-        del frame["type"]
-    return frames
+    statuses = get_store().statuses(wanted, now())
+    # After a Redis restart the live "last seen" is gone; the database keeps the
+    # time of each user's last offline change.
+    stored = dict(User.objects.filter(pk__in=wanted).values_list("pk", "last_active_at"))
+    return [
+        {
+            "user_id": s.user_id,
+            "status": "online" if s.online else "offline",
+            "last_active_at": iso_time(s.last_active_at or stored.get(s.user_id)),
+        }
+        for s in statuses
+    ]

@@ -6,6 +6,7 @@ contacts: people sharing a direct conversation, and members of groups small
 enough to fan out to. Members of big groups ask on demand instead.
 """
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -45,38 +46,44 @@ def _persist_last_active(user_id: int, at: float) -> None:
     User.objects.filter(pk=user_id).update(last_active_at=datetime.fromtimestamp(at, UTC))
 
 
-def status_frame(status: Status) -> dict:
-    last = status.last_active_at
+def iso_time(at: float | datetime | None) -> str | None:
+    if at is None:
+        return None
+    if not isinstance(at, datetime):
+        at = datetime.fromtimestamp(at, UTC)
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def status_frame(status: Status, version: int) -> dict:
     return {
         "type": "presence",
         "user_id": status.user_id,
         "status": "online" if status.online else "offline",
-        "last_active_at": datetime.fromtimestamp(last, UTC).isoformat().replace("+00:00", "Z")
-        if last is not None
-        else None,
+        "last_active_at": iso_time(status.last_active_at),
+        "version": version,
     }
 
 
-async def _announce(user_id: int, *, online: bool, at: float) -> None:
+async def _announce(user_id: int, *, online: bool, at: float, version: int) -> None:
     if not online:
         await database_sync_to_async(_persist_last_active)(user_id, at)
     contacts = await database_sync_to_async(contacts_of)(user_id)
-    frame = status_frame(Status(user_id, online, at))
+    frame = status_frame(Status(user_id, online, at), version)
     await send_many([(contact, {"type": "presence.event", "frame": frame}) for contact in contacts])
 
 
 async def device_beat(*, user_id: int, device: str) -> None:
     """A device connected or sent a heartbeat."""
     at = now()
-    if await get_store().beat(user_id, device, at, settings.PRESENCE_TIMEOUT):
-        await _announce(user_id, online=True, at=at)
+    if version := await get_store().beat(user_id, device, at, settings.PRESENCE_TIMEOUT):
+        await _announce(user_id, online=True, at=at, version=version)
 
 
 async def device_left(*, user_id: int, device: str) -> None:
     """A device closed its socket cleanly: offline at once if it was the last."""
     at = now()
-    if await get_store().leave(user_id, device, at):
-        await _announce(user_id, online=False, at=at)
+    if version := await get_store().leave(user_id, device, at):
+        await _announce(user_id, online=False, at=at, version=version)
 
 
 async def sweep(*, limit: int = 500) -> int:
@@ -85,10 +92,12 @@ async def sweep(*, limit: int = 500) -> int:
     store = get_store()
     gone = 0
     for user_id, device in await store.expired(at, limit):
-        if await store.expire(user_id, device, at):
+        if version := await store.expire(user_id, device, at):
             gone += 1
-            last = store.statuses([user_id], at)[0].last_active_at
-            await _announce(user_id, online=False, at=last or at)
+            # The sync client would block the event loop; read in a thread.
+            status = (await asyncio.to_thread(store.statuses, [user_id], at))[0]
+            last = status.last_active_at or at
+            await _announce(user_id, online=False, at=last, version=version)
     return gone
 
 

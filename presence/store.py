@@ -24,17 +24,21 @@ class Status:
 
 
 class PresenceStore(Protocol):
-    async def beat(self, user_id: int, device: str, now: float, ttl: float) -> bool:
-        """Record a beat; True when the user just came online."""
+    # The writes answer 0 when the user's state did not change, else the new
+    # version of the user's state (it grows with each change, so announcements
+    # that arrive out of order can be told apart).
 
-    async def leave(self, user_id: int, device: str, now: float) -> bool:
-        """Forget a device; True when that was the user's last live device."""
+    async def beat(self, user_id: int, device: str, now: float, ttl: float) -> int:
+        """Record a beat; a version when the user just came online."""
+
+    async def leave(self, user_id: int, device: str, now: float) -> int:
+        """Forget a device; a version when that was the user's last live device."""
 
     async def expired(self, now: float, limit: int) -> list[tuple[int, str]]:
         """Devices whose beat is overdue (candidates for `expire`)."""
 
-    async def expire(self, user_id: int, device: str, now: float) -> bool:
-        """Drop an overdue device; True when the user just went offline.
+    async def expire(self, user_id: int, device: str, now: float) -> int:
+        """Drop an overdue device; a version when the user just went offline.
         Only one caller wins a given device, so only one announces it."""
 
     def statuses(self, user_ids: list[int], now: float) -> list[Status]: ...
@@ -42,7 +46,7 @@ class PresenceStore(Protocol):
 
 # KEYS: the user's device zset (device -> deadline), the global deadline zset
 # ("user:device" -> deadline), the user's last-beat time, the user's announced
-# state. ARGV: device, "user:device", now[, deadline].
+# state, the user's state version. ARGV: device, "user:device", now[, deadline].
 # The announced state makes changes alternate online/offline exactly: a device
 # that timed out but is not swept yet cannot make a second "online".
 _BEAT = """
@@ -52,7 +56,7 @@ redis.call('SET', KEYS[3], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 if redis.call('GET', KEYS[4]) ~= '1' then
   redis.call('SET', KEYS[4], '1')
-  return 1
+  return redis.call('INCR', KEYS[5])
 end
 return 0
 """
@@ -61,7 +65,7 @@ _GONE = """
 local left = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[3], '+inf')
 if left == 0 and redis.call('GET', KEYS[4]) == '1' then
   redis.call('SET', KEYS[4], '0')
-  return 1
+  return redis.call('INCR', KEYS[5])
 end
 return 0
 """
@@ -104,19 +108,20 @@ class RedisPresenceStore:
             f"{self.prefix}:deadlines",
             f"{self.prefix}:last:{user_id}",
             f"{self.prefix}:state:{user_id}",
+            f"{self.prefix}:version:{user_id}",
         ]
 
-    async def _run(self, script: str, user_id: int, device: str, *args: float) -> bool:
+    async def _run(self, script: str, user_id: int, device: str, *args: float) -> int:
         keys = self._keys(user_id)
         result = await self.client.eval(
             script, len(keys), *keys, device, f"{user_id}:{device}", *args
         )
-        return bool(result)
+        return int(result)
 
-    async def beat(self, user_id: int, device: str, now: float, ttl: float) -> bool:
+    async def beat(self, user_id: int, device: str, now: float, ttl: float) -> int:
         return await self._run(_BEAT, user_id, device, now, now + ttl)
 
-    async def leave(self, user_id: int, device: str, now: float) -> bool:
+    async def leave(self, user_id: int, device: str, now: float) -> int:
         return await self._run(_LEAVE, user_id, device, now)
 
     async def expired(self, now: float, limit: int) -> list[tuple[int, str]]:
@@ -129,13 +134,13 @@ class RedisPresenceStore:
             found.append((int(user_id), device))
         return found
 
-    async def expire(self, user_id: int, device: str, now: float) -> bool:
+    async def expire(self, user_id: int, device: str, now: float) -> int:
         return await self._run(_EXPIRE, user_id, device, now)
 
     def statuses(self, user_ids: list[int], now: float) -> list[Status]:
         pipe = self.sync.pipeline(transaction=False)
         for user_id in user_ids:
-            devices, _, last, _ = self._keys(user_id)
+            devices, _, last, _, _ = self._keys(user_id)
             pipe.zcount(devices, f"({now}", "+inf")
             pipe.get(last)
         replies = pipe.execute()
@@ -157,27 +162,32 @@ class MemoryPresenceStore:
         self.deadlines: dict[int, dict[str, float]] = {}
         self.last: dict[int, float] = {}
         self.announced_online: set[int] = set()
+        self.versions: dict[int, int] = {}
+
+    def _changed(self, user_id: int) -> int:
+        self.versions[user_id] = self.versions.get(user_id, 0) + 1
+        return self.versions[user_id]
 
     def _live(self, user_id: int, now: float) -> int:
         # Overdue devices stay listed until `expire` takes them, as in Redis.
         return sum(d > now for d in self.deadlines.get(user_id, {}).values())
 
-    async def beat(self, user_id: int, device: str, now: float, ttl: float) -> bool:
+    async def beat(self, user_id: int, device: str, now: float, ttl: float) -> int:
         with self.lock:
             self.deadlines.setdefault(user_id, {})[device] = now + ttl
             self.last[user_id] = now
             if user_id in self.announced_online:
-                return False
+                return 0
             self.announced_online.add(user_id)
-            return True
+            return self._changed(user_id)
 
-    def _gone(self, user_id: int, now: float) -> bool:
+    def _gone(self, user_id: int, now: float) -> int:
         if self._live(user_id, now) or user_id not in self.announced_online:
-            return False
+            return 0
         self.announced_online.discard(user_id)
-        return True
+        return self._changed(user_id)
 
-    async def leave(self, user_id: int, device: str, now: float) -> bool:
+    async def leave(self, user_id: int, device: str, now: float) -> int:
         with self.lock:
             self.deadlines.get(user_id, {}).pop(device, None)
             return self._gone(user_id, now)
@@ -191,12 +201,12 @@ class MemoryPresenceStore:
                 if deadline <= now
             ][:limit]
 
-    async def expire(self, user_id: int, device: str, now: float) -> bool:
+    async def expire(self, user_id: int, device: str, now: float) -> int:
         with self.lock:
             devices = self.deadlines.get(user_id, {})
             deadline = devices.get(device)
             if deadline is None or deadline > now:
-                return False
+                return 0
             del devices[device]
             return self._gone(user_id, now)
 

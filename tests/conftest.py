@@ -30,6 +30,32 @@ def pytest_configure(config: pytest.Config) -> None:
             "The tests need real services: " + "; ".join(problems) + ". Run `make test`.",
             returncode=3,
         )
+    _retry_flush_on_deadlock()
+
+
+def _retry_flush_on_deadlock() -> None:
+    """Live servers and the Celery worker keep working for a moment after a
+    test (a presence update, a push task); the TRUNCATE that empties the
+    database between transactional tests can then deadlock with them. PostgreSQL
+    aborts one side; when it is the TRUNCATE, run it again."""
+    import time
+
+    from django.test import testcases
+
+    original = testcases.TransactionTestCase._fixture_teardown
+
+    def teardown(self: testcases.TransactionTestCase) -> None:
+        for attempt in range(5):
+            try:
+                return original(self)
+            except Exception as error:  # flush's CommandError wraps the OperationalError
+                text = f"{error} {error.__cause__} {error.__context__}"
+                if "deadlock detected" not in text or attempt == 4:
+                    raise
+                time.sleep(0.2)
+        return None
+
+    testcases.TransactionTestCase._fixture_teardown = teardown
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -105,21 +105,25 @@ def start_postgres(stack: ExitStack) -> str:
         shutil.chown(data_root, user=user)
         run_as = ["runuser", "-u", user, "--"]
     log(f"starting a throw-away PostgreSQL on port {port} ({initdb})")
+    # cwd: the unprivileged user may not be able to enter the checkout.
     subprocess.run(
         [*run_as, initdb, "-D", data_dir, "-U", "postgres", "-A", "trust", "--no-sync"],
         check=True,
         stdout=subprocess.DEVNULL,
+        cwd=data_root,
     )
     options = f"-p {port} -k {data_root} -c listen_addresses=127.0.0.1"
     subprocess.run(
         [*run_as, pg_ctl, "-D", data_dir, "-o", options, "-l", f"{data_root}/log", "-w", "start"],
         check=True,
         stdout=subprocess.DEVNULL,
+        cwd=data_root,
     )
     stack.callback(
         subprocess.run,
         [*run_as, pg_ctl, "-D", data_dir, "-m", "immediate", "stop"],
         stdout=subprocess.DEVNULL,
+        cwd=data_root,
     )
     url = f"postgres://postgres@127.0.0.1:{port}/chat"
     wait_for(lambda: postgres_answers(url), "PostgreSQL")

@@ -164,7 +164,6 @@ def test_users_never_shows_email_staff_flags_or_deactivated_users(client, alice,
         "username": "bob",
         "display_name": "Bob B.",
         "avatar_url": None,
-        "last_active_at": None,
     }
     assert call(client, "get", f"{USERS}?search=dave", **alice.auth).json()["results"] == []
 

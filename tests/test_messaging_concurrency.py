@@ -1,11 +1,15 @@
 """Many senders at once while other devices drop and resync at random moments.
 
+Two chat server processes (so two database threads really race), socket
+senders pipelining with duplicate resends, REST senders in threads, and
+readers that reconnect to either server and sometimes vanish without a close.
 Every device must end with every inbox event exactly once and in order, every
 conversation's messages in sequence order, and no sequence may have a gap."""
 
 import asyncio
 import json
 import random
+import urllib.request
 import uuid
 from collections import defaultdict
 
@@ -19,6 +23,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 USERS = 6
 MESSAGES_PER_SENDER = 30
+REST_MESSAGES_PER_USER = 10
 READERS_PER_USER = 2
 
 
@@ -64,8 +69,22 @@ async def sender(url: str, token: str, conversations: list[int], rng: random.Ran
     return acked
 
 
+def rest_sender(base_url: str, token: str, conversations: list[int], seed: float) -> int:
+    rng = random.Random(seed)
+    for _ in range(REST_MESSAGES_PER_USER):
+        body = json.dumps({"client_msg_id": uuid.uuid4().hex, "text": "over REST"}).encode()
+        request = urllib.request.Request(
+            f"{base_url}/api/v1/conversations/{rng.choice(conversations)}/messages/",
+            data=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=20) as response:
+            assert response.status == 201
+    return REST_MESSAGES_PER_USER
+
+
 async def reader(
-    url: str, token: str, done: asyncio.Event, rng: random.Random
+    urls: list[str], token: str, done: asyncio.Event, rng: random.Random
 ) -> tuple[list[dict], int]:
     """Receives events, dropping the connection at random and resuming by cursor."""
     received: list[dict] = []
@@ -73,7 +92,7 @@ async def reader(
     connections = 0
     while True:
         finishing = done.is_set()
-        ws = await open_ws(url, token)
+        ws = await open_ws(rng.choice(urls), token)
         connections += 1
         try:
             await ws.send(json.dumps({"type": "hello", "cursor": cursor}))
@@ -97,32 +116,42 @@ async def reader(
                     if finishing:
                         return received, connections
         finally:
-            # An abrupt end, as when a phone loses its network.
-            await ws.close()
+            if rng.random() < 0.5:
+                # Vanish without a close frame, as a phone losing its network.
+                ws.transport.abort()
+            else:
+                await ws.close()
 
 
-async def scenario(url: str, tokens: dict[int, str], conversations_of: dict[int, list[int]]):
+async def scenario(servers: list, tokens: dict[int, str], conversations_of: dict[int, list[int]]):
     rng = random.Random(1234)
     done = asyncio.Event()
+    ws_urls = [server.ws_url for server in servers]
     readers = {
-        (user_id, n): asyncio.create_task(reader(url, token, done, random.Random(rng.random())))
+        (user_id, n): asyncio.create_task(reader(ws_urls, token, done, random.Random(rng.random())))
         for user_id, token in tokens.items()
         for n in range(READERS_PER_USER)
     }
-    acked = await asyncio.gather(
-        *(
-            sender(url, token, conversations_of[user_id], random.Random(rng.random()))
-            for user_id, token in tokens.items()
+    socket_senders = [
+        sender(ws_urls[i % 2], token, conversations_of[user_id], random.Random(rng.random()))
+        for i, (user_id, token) in enumerate(tokens.items())
+    ]
+    rest_senders = [
+        asyncio.to_thread(
+            rest_sender, servers[(i + 1) % 2].url, token, conversations_of[user_id], rng.random()
         )
-    )
+        for i, (user_id, token) in enumerate(tokens.items())
+    ]
+    acked = await asyncio.gather(*socket_senders, *rest_senders)
     done.set()
     results = {key: await task for key, task in readers.items()}
     return sum(acked), results
 
 
 def test_concurrent_senders_and_resyncing_devices_lose_and_duplicate_nothing(
-    live_daphne, make_member
+    live_daphne, daphne_factory, make_member
 ):
+    servers = [live_daphne, daphne_factory()]
     members = [make_member(f"user{i}") for i in range(USERS)]
     conversations = [group(members[0], *members[1:], title="everyone")]
     for a, b in [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 0), (0, 3)]:
@@ -135,9 +164,9 @@ def test_concurrent_senders_and_resyncing_devices_lose_and_duplicate_nothing(
     }
     tokens = {m.id: m.token for m in members}
 
-    acked, results = asyncio.run(scenario(live_daphne.ws_url, tokens, conversations_of))
+    acked, results = asyncio.run(scenario(servers, tokens, conversations_of))
 
-    assert acked == USERS * MESSAGES_PER_SENDER
+    assert acked == USERS * (MESSAGES_PER_SENDER + REST_MESSAGES_PER_USER)
     assert Message.objects.count() == acked
     for conversation in Conversation.objects.all():
         seqs = list(

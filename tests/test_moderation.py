@@ -71,3 +71,33 @@ def test_the_admin_is_for_staff_only(alice):
 
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_conversations_are_view_only_so_a_stale_form_cannot_rewind_them(moderator, alice, bob):
+    conversation = group(alice, bob, title="Keep")
+    send(alice, conversation, "one")
+
+    page = moderator.get(f"/admin/messaging/conversation/{conversation}/change/")
+    post = moderator.post(
+        f"/admin/messaging/conversation/{conversation}/change/", {"title": "Hijacked"}
+    )
+
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert post.status_code == 403
+    assert send(alice, conversation, "two").json()["message"]["seq"] == 2
+
+
+def test_removing_a_member_of_a_direct_chat_is_refused_with_a_message(moderator, alice, bob):
+    conversation = direct(alice, bob)
+    membership = Membership.objects.get(conversation_id=conversation, user=bob.user)
+
+    response = moderator.post(
+        "/admin/messaging/membership/",
+        {"action": "remove_members", "_selected_action": [membership.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert b"Removed 0 member(s)." in response.content
+    assert Membership.objects.filter(conversation_id=conversation).count() == 2

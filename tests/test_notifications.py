@@ -139,3 +139,19 @@ def test_a_registered_device_is_used_for_pushes_via_the_api(celery_worker, fcm, 
     wait_until(lambda: len(fcm.sent) >= 1)
 
     assert fcm.tokens_sent() == ["api-phone"]
+
+
+def test_a_deactivated_user_gets_no_push_and_loses_their_devices(celery_worker, fcm, alice, bob):
+    from accounts.services import user_deactivate
+
+    register(bob, "bob-phone")
+    register(alice, "alice-phone")
+    conversation = direct(alice, bob)
+    user_deactivate(user=bob.user)
+
+    send(bob, conversation, "sent before the ban took effect?")
+    send(alice, conversation, "are you still there?")
+    assert not Device.objects.filter(user=bob.user).exists()
+    time.sleep(1.0)
+
+    assert fcm.tokens_sent() == []

@@ -20,13 +20,15 @@ def _check_password_strength(password: str, user: User) -> None:
 
 
 class UserSerializer(serializers.ModelSerializer):
-    """A user as anyone signed in may see them: never e-mail or staff flags."""
+    """A user as anyone signed in may see them: never e-mail or staff flags, and
+    never "last seen", which only people sharing a conversation may learn
+    (GET /api/v1/presence/)."""
 
     avatar_url = AvatarURLField(read_only=True, allow_null=True)
 
     class Meta:
         model = User
-        fields = ["id", "username", "display_name", "avatar_url", "last_active_at"]
+        fields = ["id", "username", "display_name", "avatar_url"]
         read_only_fields = fields
 
 

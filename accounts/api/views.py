@@ -5,7 +5,6 @@ from typing import Any
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -43,13 +42,7 @@ def _token_response(user: Any, token: Any, raw: str, http_status: int) -> Respon
     return Response(TokenOutputSerializer(data).data, status=http_status)
 
 
-class _JSONView(APIView):
-    # JSON only: DRF's form parsers read "" as "field left out" and every value as
-    # a string, which would make the API accept what its schema refuses.
-    parser_classes = [JSONParser]
-
-
-class _AuthEndpoint(_JSONView):
+class _AuthEndpoint(APIView):
     """Sign-up and log-in: anonymous, and limited per client address."""
 
     permission_classes = [AllowAny]
@@ -57,7 +50,7 @@ class _AuthEndpoint(_JSONView):
     throttle_classes = [AuthRateThrottle]
 
 
-class _TokenOnly(_JSONView):
+class _TokenOnly(APIView):
     # Signing out or changing a password through the API concerns the calling
     # device's token; browsers do these on the web pages, with CSRF-protected forms.
     authentication_classes = [BearerTokenAuthentication]
@@ -145,7 +138,7 @@ class PasswordView(_TokenOnly):
         return _token_response(request.user, token, raw, status.HTTP_200_OK)
 
 
-class MeView(_JSONView):
+class MeView(APIView):
     @extend_schema(
         operation_id="me_retrieve",
         summary="The signed-in user's profile",
@@ -188,7 +181,7 @@ class UserListView(generics.ListAPIView):
         return selectors.user_search(query=query.validated_data["search"])
 
 
-class DeviceListView(_JSONView):
+class DeviceListView(APIView):
     @extend_schema(
         operation_id="devices_list",
         summary="The caller's registered push devices, most recently seen first",
@@ -237,7 +230,7 @@ class DeviceListView(_JSONView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class DeviceDetailView(_JSONView):
+class DeviceDetailView(APIView):
     @extend_schema(
         operation_id="devices_delete",
         summary="Unregister one of the caller's devices by id",

@@ -49,7 +49,9 @@ class MemberOut(serializers.Serializer):
     display_name = serializers.CharField(allow_blank=True)
     avatar_url = serializers.CharField(allow_blank=True)
     role = serializers.ChoiceField(choices=Membership.Role.choices)
-    last_read_seq = serializers.IntegerField()
+    last_read_seq = serializers.IntegerField(
+        allow_null=True, help_text="Direct conversations only (a read receipt); null in groups."
+    )
 
 
 class ConversationOut(serializers.Serializer):
