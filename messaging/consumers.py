@@ -18,7 +18,11 @@ from chatproject.realtime import send_many, user_group
 from messaging import wire
 from messaging.inbox import inbox_head, inbox_read
 from messaging.services import conversation_mark_read, message_send
-from messaging.typing import TYPING_EXPIRES_SECONDS, TYPING_THROTTLE_SECONDS, typing_recipients
+from messaging.typing_indicator import (
+    TYPING_EXPIRES_SECONDS,
+    TYPING_THROTTLE_SECONDS,
+    typing_recipients,
+)
 from presence import sweeper
 from presence.services import device_beat, device_left
 

@@ -25,6 +25,20 @@ def access_membership(*, user_id: int, conversation_id: int) -> Membership:
     return membership
 
 
+def member_ids(conversation_id: int) -> list[int]:
+    return list(
+        Membership.objects.filter(conversation_id=conversation_id).values_list("user_id", flat=True)
+    )
+
+
+def access_member_ids(*, user_id: int, conversation_id: int) -> list[int]:
+    """All members' ids, for a member; outsiders get the same 404 as for nothing."""
+    ids = member_ids(conversation_id)
+    if user_id not in ids:
+        raise NotFound("No such conversation.", code="conversation_not_found")
+    return ids
+
+
 def _page_limit(limit: int | None, default: int = 50) -> int:
     if limit is None:
         return default

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chatproject.errors import ChatError, InvalidInput, NotFound, PermissionDenied
-from messaging import wire
+from messaging import selectors, wire
 from messaging.inbox import inbox_append, inbox_ensure
 from messaging.models import Conversation, Membership, Message
 from notifications.tasks import push_new_message
@@ -310,9 +310,7 @@ def message_send(
     existing = _existing_send(conversation.pk, sender_id, client_msg_id)
     if existing is not None:
         return SendResult(existing, created=False)
-    member_ids = list(
-        Membership.objects.filter(conversation=conversation).values_list("user_id", flat=True)
-    )
+    member_ids = selectors.member_ids(conversation.pk)
     if sender_id not in member_ids:
         raise NotFound("No such conversation.", code="conversation_not_found")
 
@@ -344,10 +342,8 @@ def _lock_own_message(actor_id: int, message_id: int) -> tuple[Message, list[int
     message = Message.objects.filter(pk=message_id).only("conversation_id").first()
     if message is None:
         raise NotFound("No such message.", code="message_not_found")
-    conversation = _lock_conversation(message.conversation_id)
-    member_ids = list(
-        Membership.objects.filter(conversation=conversation).values_list("user_id", flat=True)
-    )
+    _lock_conversation(message.conversation_id)
+    member_ids = selectors.member_ids(message.conversation_id)
     if actor_id not in member_ids:
         raise NotFound("No such message.", code="message_not_found")
     message = Message.objects.get(pk=message_id)
@@ -400,12 +396,7 @@ def message_moderate_delete(*, message_id: int) -> Message | None:
     message = Message.objects.get(pk=message_id)
     if message.deleted_at is not None:
         return message
-    member_ids = list(
-        Membership.objects.filter(conversation_id=message.conversation_id).values_list(
-            "user_id", flat=True
-        )
-    )
-    return _tombstone(message, member_ids)
+    return _tombstone(message, selectors.member_ids(message.conversation_id))
 
 
 @transaction.atomic
