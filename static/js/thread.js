@@ -27,6 +27,8 @@ export class ThreadView {
     this.actions = actions;
     this.conv = null;
     this.editing = null; // message id being edited
+    this.focusEditor = false;
+    this.editDraft = null;
     this.confirming = null; // message id whose deletion awaits confirmation
     this.drafts = new Map();
     this.lastTypingSent = 0;
@@ -83,6 +85,9 @@ export class ThreadView {
     el.members.addEventListener("click", () => this.conv && this.actions.openMembers(this.conv));
     el.list.addEventListener("click", (event) => this.onListClick(event));
     el.list.addEventListener("keydown", (event) => this.onListKey(event));
+    el.list.addEventListener("input", (event) => {
+      if (event.target.matches(".edit-text")) this.editDraft = event.target.value;
+    });
   }
 
   nearBottom() {
@@ -109,7 +114,7 @@ export class ThreadView {
     this.el.empty.hidden = true;
     this.el.main.hidden = false;
     if (switching) {
-      this.editing = this.confirming = null;
+      this.editing = this.confirming = this.editDraft = null;
       this.el.list.replaceChildren();
       this.el.text.value = this.drafts.get(conv.id) || "";
       this.el.error.textContent = "";
@@ -155,9 +160,11 @@ export class ThreadView {
       this.scrollToBottom();
     }
     this.renderTyping();
-    if (this.editing !== null) {
+    if (this.focusEditor) {
+      // Once, when editing starts: later renders must not steal the focus back.
+      this.focusEditor = false;
       const box = this.el.list.querySelector(".edit-text");
-      if (box && document.activeElement !== box) {
+      if (box) {
         box.focus();
         box.setSelectionRange(box.value.length, box.value.length);
       }
@@ -322,7 +329,12 @@ export class ThreadView {
       "form",
       { class: "edit-form", "data-message-id": message.id },
       h("label", { class: "visually-hidden", for: `edit-${message.id}` }, "Edit message"),
-      h("textarea", { id: `edit-${message.id}`, class: "edit-text", rows: "2" }, message.text),
+      // The draft survives a re-render (say, a read receipt arriving meanwhile).
+      h(
+        "textarea",
+        { id: `edit-${message.id}`, class: "edit-text", rows: "2", "data-refocus": "" },
+        this.editDraft ?? message.text,
+      ),
       h(
         "div",
         { class: "edit-buttons" },
@@ -384,6 +396,8 @@ export class ThreadView {
     if (!message) return;
     if (action === "edit") {
       this.editing = message.id;
+      this.editDraft = message.text;
+      this.focusEditor = true;
       this.confirming = null;
       this.render();
     } else if (action === "edit-cancel") {
@@ -427,6 +441,7 @@ export class ThreadView {
 
   stopEditing(message) {
     this.editing = null;
+    this.editDraft = null;
     this.render();
     this.el.list.querySelector(`li[data-message-id="${message.id}"] [data-action="edit"]`)?.focus();
   }
