@@ -458,3 +458,25 @@ def test_a_lost_connection_reconnects_through_discovery_and_resends_unacknowledg
         .values_list("text", flat=True)
     )
     assert sorted(texts) == ["lost on the way", "stored, ack lost"]
+
+
+def test_the_keyboard_alone_reaches_a_conversation_and_sends(tabs, rest, alice, bob):
+    rest(bob).send(rest(alice).direct(bob.id), "ping")
+    alice_tab = tabs(alice)
+    page = alice_tab.page
+    link = alice_tab.conversation("Bob B.")
+    for _ in range(15):
+        page.keyboard.press("Tab")
+        if link.evaluate("el => el === document.activeElement"):
+            break
+    else:
+        raise AssertionError("Tab never reached the conversation")
+    page.keyboard.press("Enter")
+    expect(alice_tab.message("ping")).to_be_visible()
+    expect(alice_tab.composer).to_be_focused()
+    page.keyboard.type("pong")
+    page.keyboard.press("Enter")
+    expect(alice_tab.message("pong")).to_have_attribute("data-status", re.compile("sent|seen"))
+    # New messages are announced: the history is a polite live region.
+    expect(page.locator("#message-list")).to_have_attribute("aria-live", "polite")
+    expect(page.get_by_role("log", name="Message history")).to_be_visible()
