@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.stats import Ledger
+
+# Seconds between `heartbeat` frames on each socket of ours (None: none sent), and
+# how many were sent in all.
+HEARTBEAT_S: float | None = None
+BEATS = 0
 
 # What a parsed frame is: (kind, key, extra). kind is one of
 # "msg" (a delivery of key), "ack", "error", "ready", "event" (another inbox event), "other".
@@ -99,6 +105,7 @@ class Conn:
     task: asyncio.Task | None = None
     last_arrival: float = 0.0
     hello_at: float = 0.0
+    beater: asyncio.Task | None = None
 
     def start(self) -> None:
         self.ready = asyncio.get_running_loop().create_future()
@@ -137,6 +144,18 @@ class Conn:
     async def send(self, text: str) -> None:
         await self.ws.send(text)
 
+    async def beat(self, interval: float) -> None:
+        global BEATS
+        await asyncio.sleep(random.uniform(0, interval))
+        frame = json.dumps({"type": "heartbeat"})
+        while not self.closed:
+            try:
+                await self.ws.send(frame)
+            except ConnectionClosed:
+                return
+            BEATS += 1
+            await asyncio.sleep(interval)
+
     def abort(self) -> None:
         """Drop the TCP connection without a closing handshake (fast teardown)."""
         transport = getattr(self.ws, "transport", None)
@@ -144,6 +163,8 @@ class Conn:
             transport.abort()
         if self.task is not None:
             self.task.cancel()
+        if self.beater is not None:
+            self.beater.cancel()
 
 
 async def open_conn(
@@ -177,4 +198,6 @@ async def open_conn(
         conn.hello_at = time.perf_counter()
         await ws.send(json.dumps({"type": "hello", "cursor": cursor}))
         await asyncio.wait_for(conn.ready, timeout)
+        if HEARTBEAT_S:
+            conn.beater = asyncio.create_task(conn.beat(HEARTBEAT_S))
     return conn

@@ -23,6 +23,7 @@ from typing import Any
 import redis.asyncio as aredis
 from websockets.exceptions import ConnectionClosed
 
+from bench import clients
 from bench.clients import Conn, System, open_conn
 from bench.stats import Ledger, merge, ms, percentile, schedule
 
@@ -324,6 +325,7 @@ async def scenario_direct_unloaded(system: System, setup: dict | None, p: dict) 
     if system.persistent:
         result["ack_p50_ms"] = ms(percentile(ack_lat, 50))
         result["ack_p99_ms"] = ms(percentile(ack_lat, 99))
+        result["errors"] = len(pair.a.errors)
     return result
 
 
@@ -432,6 +434,7 @@ async def scenario_group(system: System, setup: dict | None, p: dict) -> dict:
         "lost": totals["lost"],
         "duplicated": totals["duplicated"],
         "timeouts": timeouts,
+        "errors": len(sender.errors),
     }
 
 
@@ -448,6 +451,9 @@ async def scenario_idle(system: System, setup: dict | None, p: dict) -> dict:
     levels = []
     failed_total = 0
     tokens = setup["idle"] if system.persistent else []
+    # Every socket of ours beats every `heartbeat_interval` s, as the protocol asks
+    # (clients.HEARTBEAT_S); the baselines have no such frame.
+    interval = clients.HEARTBEAT_S if system.persistent else None
     for level in p["levels"]:
         start_index = len(held)
 
@@ -467,9 +473,11 @@ async def scenario_idle(system: System, setup: dict | None, p: dict) -> dict:
         held.extend(ok)
         await asyncio.sleep(p["settle"])
         rss = rss_kb(pid)
+        beats_before = clients.BEATS
         point = await run_point_checked(
             system, [pair], p["probe_rate"], p["probe_hold"], drain_cap=10
         )
+        beat_rate = (clients.BEATS - beats_before) / p["probe_hold"] if interval else 0
         alive = sum(1 for c in held if not c.closed)
         levels.append(
             {
@@ -485,7 +493,9 @@ async def scenario_idle(system: System, setup: dict | None, p: dict) -> dict:
                 "lost": point["lost"] + point["pending"],
                 "duplicated": point["duplicated"],
                 "send_lag_p99_ms": point["send_lag_p99_ms"],
+                "server_cpu": point.get("server_cpu"),
                 "other_cpu0": point.get("other_cpu0"),
+                "heartbeats_per_s": round(beat_rate),
             }
         )
         print(f"  [{system.name}] idle {levels[-1]}", file=sys.stderr, flush=True)
@@ -502,6 +512,7 @@ async def scenario_idle(system: System, setup: dict | None, p: dict) -> dict:
         "duplicated": sum(level["duplicated"] for level in levels),
         "kb_per_conn": top["kb_per_conn"],
         "sockets": top["sockets"],
+        "heartbeat_interval_s": interval,
         "connect_per_s": round(sum(level["connect_per_s"] for level in levels) / len(levels), 1),
     }
 
@@ -519,13 +530,23 @@ async def scenario_reconnect(system: System, setup: dict | None, p: dict) -> dic
     tag = _tag()
     keys = [f"{tag}.{j}" for j in range(p["missed"])]
     fill_started = perf()
+    deadline = fill_started + 120
     for key in keys:
-        while len(sender.acks.intended) - sender.acks.delivered >= 32:
+        # At most 32 sends in flight; an error frame answers a send as well as an ack.
+        while (
+            len(sender.acks.intended) - sender.acks.delivered - len(sender.errors) >= 32
+            and perf() < deadline
+        ):
             await asyncio.sleep(0.001)
         sender.acks.expect(key, perf())
         await sender.send(system.encode(spec["conv"], key))
-    while not sender.acks.complete() and perf() - fill_started < 120:
+    while sender.acks.delivered + len(sender.errors) < len(keys) and perf() < deadline:
         await asyncio.sleep(0.01)
+    if sender.errors or not sender.acks.complete():
+        raise RuntimeError(
+            f"filling the inbox failed: {sender.acks.delivered} acks, "
+            f"{len(sender.errors)} errors ({sender.errors[:3]})"
+        )
     fill_s = perf() - fill_started
     await sender.ws.close()
     totals, from_hello, to_ready = [], [], []
@@ -812,6 +833,7 @@ FLOOR = {
 async def main(spec: dict) -> dict:
     global SERVER_PID
     SERVER_PID = spec.get("pid")
+    clients.HEARTBEAT_S = spec.get("heartbeat")
     if spec["system"] == "redis_floor":
         return await FLOOR[spec["scenario"]](spec["redis_url"], spec["params"])
     setup = None

@@ -60,27 +60,27 @@ def classify(stack: str, rules: list[tuple[str, str]]) -> str:
 
 
 def fold(raw: Path) -> dict:
-    """Count samples per (thread kind, category) from py-spy's raw output."""
-    threads: Counter[str] = Counter()
+    """Count samples per thread and per (thread kind, category) from py-spy's raw output.
+
+    Lines look like `thread (TID): NAME;frame (file:line);...;leaf (file:line) COUNT`.
+    The event loop is MainThread (daphne runs Twisted on asyncio there); the thread
+    behind database_sync_to_async is asgiref's single-thread executor.
+    """
+    by_thread: Counter[str] = Counter()
     categories: dict[str, Counter[str]] = {"event loop": Counter(), "DB thread": Counter()}
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        head = stack.split(";", 1)[0]
-        if "SyncToAsync" in stack or "ThreadPoolExecutor" in head or "_worker" in stack[:300]:
-            kind = "DB thread" if "thread.py" in stack or "SyncToAsync" in stack else "other"
-        elif "MainThread" in head or "twisted" in stack or "asyncio" in stack:
-            kind = "event loop"
-        else:
-            kind = "other"
-        threads[kind] += n
-        if kind == "DB thread":
-            categories[kind][classify(stack, DB_RULES)] += n
-        elif kind == "event loop":
-            categories[kind][classify(stack, LOOP_RULES)] += n
-    out: dict = {"samples": dict(threads)}
+        head, _, frames = stack.partition(";")
+        name = head.split(":", 1)[1].strip() if ":" in head else head
+        by_thread[name] += n
+        if name == "MainThread":
+            categories["event loop"][classify(frames, LOOP_RULES)] += n
+        elif "SyncToAsync" in frames or "django/db" in frames or name.startswith("ThreadPool"):
+            categories["DB thread"][classify(frames, DB_RULES)] += n
+    out: dict = {"samples_by_thread": dict(by_thread.most_common())}
     for kind, counter in categories.items():
         total = sum(counter.values()) or 1
         out[kind] = {
@@ -108,6 +108,7 @@ def main() -> None:
             "port": server.port,
             "pid": server.pid,
             "setup": str(SETUP_FILE),
+            "heartbeat": 5.0,
             "params": {
                 "pairs": args.pairs,
                 "rate": args.rate,
@@ -140,6 +141,7 @@ def main() -> None:
                 "--threads",
                 "--idle",
                 "--nonblocking",
+                "--full-filenames",
                 "--output",
                 str(raw),
             ],
