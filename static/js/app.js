@@ -29,6 +29,7 @@ const toastEl = document.getElementById("toast");
 let loaded = false; // the conversation list came over REST at least once
 let live = false; // the socket is in sync (after `ready`): events are news
 let activeId = null;
+let readies = 0; // `ready` frames handled since the page loaded
 const pendingReads = new Map(); // conversation id -> seq, to send once connected
 
 // --- feedback -------------------------------------------------------------------
@@ -106,12 +107,22 @@ const thread = new ThreadView({
   },
 });
 
+/** A stored message of ours settles its outbox entry, however it reached us
+ * (ack, event, or a history page that raced the ack). */
+function settle(messages) {
+  for (const message of messages) {
+    if (message.sender_id === me.id) outbox.remove(message.client_msg_id);
+  }
+}
+
 async function loadHistory(conv) {
   if (conv.historyLoaded || conv.loadingHistory) return;
   conv.loadingHistory = true;
   store.beginHistory(conv);
   try {
-    store.addHistory(conv, await api.history(conv.id, { limit: 50 }));
+    const page = await api.history(conv.id, { limit: 50 });
+    store.addHistory(conv, page);
+    settle(page.messages);
   } catch (error) {
     conv.messages = null; // try again when it is opened again or the socket is back
     toast(`Could not load messages: ${error.detail || error.message}`);
@@ -319,7 +330,11 @@ async function onReady(frame) {
       setTimeout(() => connection.drop(), 2000); // reconnect, and load again on ready
       return;
     }
+  } else if (readies > 0) {
+    // Presence is not in the inbox: what changed while we were away is not replayed.
+    loadPresence([...store.conversations.values()]);
   }
+  readies += 1;
   live = true;
   for (const [conversationId, seq] of pendingReads) {
     connection.send({ type: "read", conversation_id: conversationId, seq });
@@ -343,7 +358,7 @@ async function applyEvent(frame) {
       const conv = store.applyMessage(message);
       if (!conv) return;
       // The ack may have been lost with a dropped socket; the event is as good.
-      if (message.sender_id === me.id) outbox.remove(message.client_msg_id);
+      settle([message]);
       if (frame.kind === "message.new" && message.sender_id !== me.id && live) notify(conv, message);
       refresh();
       return;

@@ -251,7 +251,11 @@ export class ThreadView {
           this.renderMessage(message, { own, status, showSender, continued, editing, confirming }),
       });
     }
+    const stored = new Set(
+      [...conv.messages.values()].filter((m) => m.sender_id === store.me.id).map((m) => m.client_msg_id),
+    );
     for (const entry of this.outbox.forConversation(conv.id)) {
+      if (stored.has(entry.client_msg_id)) continue; // its ack is on the way
       addDay(entry.created_at);
       items.push({
         key: `p:${entry.client_msg_id}`,
