@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--skip-setup", action="store_true")
     args = parser.parse_args()
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    servers.OURS_SRC, sha = servers.snapshot("HEAD")
     if not args.skip_setup:
         prepare_database(QUICK)
     server = servers.start("ours")
@@ -154,6 +155,7 @@ def main() -> None:
     finally:
         server.stop()
     summary = {
+        "commit": sha,
         "rate": args.rate,
         "seconds": args.seconds,
         "pairs": args.pairs,
