@@ -26,30 +26,48 @@ from bench import servers
 from bench.run import QUICK, SETUP_FILE, prepare_database
 from bench.servers import LOAD_CPU, RESULTS, ROOT
 
-# First matching rule wins; a rule matches when its pattern occurs anywhere in the
-# stack (frames joined root -> leaf). Order: most specific first.
+# Rules: (category, pattern that must occur in the stack). The first that matches wins.
+# Stacks are "frame;frame;..." root first, each frame "function (path:line)".
 DB_RULES = [
-    ("on_commit -> async_to_sync(group_send): DB thread waits on the loop", r"send_many_now"),
-    ("COMMIT (fsync) round trip", r"\bcommit \(django/db/backends/base/base\.py"),
-    ("waiting on PostgreSQL (queries, row locks)", r"psycopg/.*(wait|_conn_gen|execute)"),
-    ("pool checkout / connection setup", r"psycopg_pool|connect \(django/db|close_old_connections"),
-    ("ORM: building and compiling SQL", r"django/db/models/sql/|django/db/models/query\.py"),
-    ("JSON (payload encode/decode)", r"json/(encoder|decoder)|jsonb|JSONField"),
-    ("knox token auth on connect", r"knox|authenticate_credentials"),
-    ("other Python in the DB thread", r"."),
+    (
+        "idle: no database work queued",
+        r"^[^;]*(;[^;]*){0,4}_worker \(\S*concurrent/futures/thread\.py:\d+\)$",
+    ),
+    ("blocked: on_commit -> async_to_sync(group_send), waits for the event loop", r"send_many_now"),
+    (
+        "waiting on PostgreSQL: COMMIT (WAL fsync)",
+        r"Connection\.commit .*psycopg/connection\.py.*;Connection\.wait",
+    ),
+    ("waiting on PostgreSQL: statements", r"Connection\.wait \(\S*psycopg/connection\.py:\d+\)$"),
+    ("sync Redis calls from the DB thread", r"site-packages/redis/"),
+    ("psycopg client side (send, adapt, parse)", r"psycopg/[^;]*$"),
+    ("Django ORM Python (build/compile SQL, make models)", r"django/[^;]*$"),
+    ("other Python (our services, JSON, stdlib)", r"."),
 ]
 LOOP_RULES = [
-    ("idle (waiting in epoll)", r"(select|poll|epoll).*\((selectors|twisted)[^;]*$"),
+    ("idle (waiting in epoll)", r"^(?!.*Handle\._run).*select \(\S*selectors\.py:\d+\)$"),
     ("channel layer: group_send", r"group_send"),
-    ("channel layer: receive / dispatch", r"channels_redis|receive_single|await_many_dispatch"),
-    ("presence (Redis Lua, contacts)", r"presence/"),
-    ("JSON (frames)", r"json/(encoder|decoder)"),
-    ("WebSocket framing (autobahn) and Twisted I/O", r"autobahn|twisted"),
+    ("channel layer: receive / dispatch to consumers", r"channels_redis|await_many_dispatch"),
+    ("redis-py client (presence, layer I/O)", r"site-packages/redis/"),
+    ("JSON encode/decode", r"json/(encoder|decoder)"),
+    (
+        "WebSocket framing and socket writes (autobahn, Twisted, asyncio transports)",
+        r"autobahn|twisted|selector_events",
+    ),
     ("asgiref sync/async hand-off", r"asgiref"),
-    ("redis-py client", r"redis/"),
-    ("consumer code", r"messaging/consumers|chatproject/realtime"),
+    ("consumer and app code", r"/(messaging|presence|accounts|chatproject)/"),
     ("asyncio scheduling and other", r"."),
 ]
+
+
+def _after_loop_root(frames: str) -> str:
+    """Drop the reactor/run_forever frames at the root of every event-loop stack."""
+    marker = "BaseEventLoop._run_once ("
+    at = frames.rfind(marker)
+    if at < 0:
+        return frames
+    rest = frames[at:].split(";", 1)
+    return rest[1] if len(rest) > 1 else rest[0]
 
 
 def classify(stack: str, rules: list[tuple[str, str]]) -> str:
@@ -64,7 +82,8 @@ def fold(raw: Path) -> dict:
 
     Lines look like `thread (TID): NAME;frame (file:line);...;leaf (file:line) COUNT`.
     The event loop is MainThread (daphne runs Twisted on asyncio there); the thread
-    behind database_sync_to_async is asgiref's single-thread executor.
+    behind database_sync_to_async is asgiref's single-thread executor
+    (`ThreadPoolExecutor-0_0`).
     """
     by_thread: Counter[str] = Counter()
     categories: dict[str, Counter[str]] = {"event loop": Counter(), "DB thread": Counter()}
@@ -77,8 +96,11 @@ def fold(raw: Path) -> dict:
         name = head.split(":", 1)[1].strip() if ":" in head else head
         by_thread[name] += n
         if name == "MainThread":
-            categories["event loop"][classify(frames, LOOP_RULES)] += n
-        elif "SyncToAsync" in frames or "django/db" in frames or name.startswith("ThreadPool"):
+            if re.search(LOOP_RULES[0][1], frames):
+                categories["event loop"][LOOP_RULES[0][0]] += n
+            else:
+                categories["event loop"][classify(_after_loop_root(frames), LOOP_RULES[1:])] += n
+        elif name.startswith("ThreadPoolExecutor"):
             categories["DB thread"][classify(frames, DB_RULES)] += n
     out: dict = {"samples_by_thread": dict(by_thread.most_common())}
     for kind, counter in categories.items():
@@ -95,7 +117,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--skip-setup", action="store_true")
+    parser.add_argument("--fold-only", help="only fold an existing raw py-spy file")
     args = parser.parse_args()
+    if args.fold_only:
+        print(json.dumps(fold(Path(args.fold_only)), indent=1))
+        return
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     servers.OURS_SRC, sha = servers.snapshot("HEAD")
     if not args.skip_setup:
