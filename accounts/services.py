@@ -15,7 +15,7 @@ from django.utils import timezone
 from knox.models import AuthToken
 
 from accounts.models import User
-from chatproject.errors import Conflict, InvalidInput
+from chatproject.errors import ChatError, Conflict, InvalidInput
 from chatproject.realtime import send_to_users_on_commit
 from notifications.models import Device
 
@@ -33,11 +33,18 @@ def _close_sockets(
     )
 
 
+class CredentialsChanged(ChatError):
+    code = "invalid_credentials"
+    status = 401
+    detail = "Wrong username or password."
+
+
 # --- users -------------------------------------------------------------------
 
 
 def user_register(*, username: str, password: str, display_name: str = "") -> User:
-    username = username.strip()
+    # The same normalisation as the web form (NFKC): full-width letters are letters.
+    username = User.normalize_username(username.strip())
     if User.objects.filter(username__iexact=username).exists():
         raise Conflict("That username is taken.", code="username_taken")
     user = User(username=username, display_name=display_name.strip())
@@ -116,8 +123,18 @@ def user_delete(*, user: User) -> None:
 # --- tokens and sessions -------------------------------------------------------
 
 
-def token_issue(*, user: User) -> tuple[AuthToken, str]:
-    """A new per-device token; each device logs in separately and revokes its own."""
+@transaction.atomic
+def token_issue(*, user: User, password_hash: str | None = None) -> tuple[AuthToken, str]:
+    """A new per-device token; each device logs in separately and revokes its own.
+
+    `password_hash`: the hash the caller's password was checked against. The
+    user row is locked, so a password change or deactivation running at the
+    same time either committed first (then the log-in is refused here) or
+    waits and then deletes this token with the others.
+    """
+    current = User.objects.select_for_update().only("password", "is_active").get(pk=user.pk)
+    if not current.is_active or (password_hash is not None and current.password != password_hash):
+        raise CredentialsChanged()
     return AuthToken.objects.create(user=user, expiry=settings.REST_KNOX["TOKEN_TTL"])
 
 

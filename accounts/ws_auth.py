@@ -16,6 +16,8 @@ from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import Q
+from django.utils import timezone
 from rest_framework import exceptions
 
 from accounts.authentication import BearerTokenAuthentication
@@ -43,9 +45,16 @@ def bearer_token(scope: dict[str, Any]) -> str | None:
     return None
 
 
-def origin_allowed(origin: str) -> bool:
+def origin_allowed(origin: str, host: str | None) -> bool:
+    """The page that opened the socket is ours: the same host *and port* as the
+    socket (another app on another port of the host may not use our cookie), or
+    an origin listed in CSRF_TRUSTED_ORIGINS; and the host is one we serve."""
     parsed = urlparse(origin)
-    if not parsed.hostname:
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return False
+    if origin.rstrip("/") in settings.CSRF_TRUSTED_ORIGINS:
+        return True
+    if host is None or parsed.netloc.lower() != host.lower():
         return False
     validator = OriginValidator(None, settings.ALLOWED_HOSTS)
     return validator.valid_origin(parsed)
@@ -67,7 +76,7 @@ class WebSocketAuthMiddleware:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         origin = _header(scope, b"origin")
-        if origin is not None and not origin_allowed(origin):
+        if origin is not None and not origin_allowed(origin, _header(scope, b"host")):
             # Refuse the handshake itself: a page from elsewhere gets nothing.
             return await WebsocketDenier()(scope, receive, send)
 
@@ -88,12 +97,21 @@ class WebSocketAuthMiddleware:
 
 @database_sync_to_async
 def credentials_still_valid(*, user_id: int, token_key: str | None) -> bool:
-    """Checked again once the socket listens for revocations: a log-out or a
-    deactivation between the handshake and joining the group is not missed."""
+    """Checked again once the socket listens for revocations (a log-out or a
+    deactivation between the handshake and joining the group is not missed) and
+    now and then on heartbeats (a revocation event the channel layer dropped,
+    a bare UPDATE of is_active, a token that expired)."""
     from knox.models import AuthToken
 
     from accounts.models import User
 
     if not User.objects.filter(pk=user_id, is_active=True).exists():
         return False
-    return token_key is None or AuthToken.objects.filter(token_key=token_key).exists()
+    if token_key is None:
+        return True
+    # Expired tokens are refused by REST at once; a socket must not outlive them.
+    return (
+        AuthToken.objects.filter(token_key=token_key)
+        .filter(Q(expiry__isnull=True) | Q(expiry__gt=timezone.now()))
+        .exists()
+    )

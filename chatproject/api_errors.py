@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.types import OpenApiTypes
@@ -49,7 +50,16 @@ def _field_errors(detail: Any) -> dict[str, list[str]]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, ChatError):
-        return Response(error_body(exc.code, exc.detail), status=exc.status)
+        response = Response(error_body(exc.code, exc.detail), status=exc.status)
+        if exc.status == status.HTTP_401_UNAUTHORIZED:
+            # Every 401 says how to authenticate (RFC 9110).
+            response["WWW-Authenticate"] = "Bearer"
+        return response
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body("payload_too_large", "The request body is too large."),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

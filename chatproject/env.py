@@ -5,6 +5,7 @@ process at start-up, not surface later as a wrong default.
 """
 
 import os
+import re
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -55,3 +56,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate such as "20/min": a typo would otherwise make every
+    API request fail with a 500 at the first throttle check."""
+    value = os.environ.get(name, default).strip()
+    if not _RATE.match(value):
+        raise ConfigurationError(f"{name}={value!r} is not a rate like 20/min or 5/s")
+    return value

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import dj_database_url
 
-from chatproject.env import ConfigurationError, env_bool, env_float, env_int, env_list, env_str
+from chatproject.env import (
+    ConfigurationError,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_rate,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -62,6 +70,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "chatproject.middleware.ApiErrorsMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -213,8 +222,8 @@ REST_FRAMEWORK = {
     # across every daphne process. Authentication endpoints add the "auth" scope.
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttles.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        "auth": env_str("THROTTLE_AUTH", "20/min"),
-        "user": env_str("THROTTLE_USER", "1200/min"),
+        "auth": env_rate("THROTTLE_AUTH", "20/min"),
+        "user": env_rate("THROTTLE_USER", "1200/min"),
     },
     # How many reverse proxies append to X-Forwarded-For. Without it DRF would take
     # the client-supplied header as the address, and a forged one dodges throttling.

@@ -242,10 +242,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_heartbeat(self, frame: dict[str, Any]) -> None:
         await device_beat(user_id=self.user_id, device=self.channel_name)
         now = time.monotonic()
-        if self.cursor is not None and now - self.head_checked_at >= settings.CHAT_HEAD_CHECK:
-            # The channel layer may have dropped the last event, and no later one
-            # would reveal the gap: look at the inbox head now and then.
-            self.head_checked_at = now
+        if now - self.head_checked_at < settings.CHAT_HEAD_CHECK:
+            return
+        self.head_checked_at = now
+        # The channel layer may drop an event: a revocation (so look at the
+        # credentials again) or the last message (no later one would reveal the
+        # gap, so look at the inbox head).
+        if not await credentials_still_valid(user_id=self.user_id, token_key=self.token_key):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if self.cursor is not None:
             head = await db(inbox_head)(user_id=self.user_id)
             if head > self.cursor:
                 await self.catch_up(upto=head)

@@ -310,9 +310,15 @@ def message_send(
     existing = _existing_send(conversation.pk, sender_id, client_msg_id)
     if existing is not None:
         return SendResult(existing, created=False)
-    member_ids = selectors.member_ids(conversation.pk)
-    if sender_id not in member_ids:
+    members = dict(
+        Membership.objects.filter(conversation=conversation).values_list(
+            "user_id", "user__is_active"
+        )
+    )
+    # A deactivated sender is refused even on a socket that has not closed yet.
+    if not members.get(sender_id):
         raise NotFound("No such conversation.", code="conversation_not_found")
+    member_ids = list(members)
 
     now = timezone.now()
     conversation.last_seq += 1

@@ -26,7 +26,8 @@ from accounts.api.serializers import (
     UserSerializer,
 )
 from accounts.authentication import BearerTokenAuthentication
-from accounts.throttles import AuthRateThrottle
+from accounts.models import User
+from accounts.throttles import AuthRateThrottle, UserRateThrottle
 from chatproject.api_errors import RETRY_AFTER, error_responses
 from chatproject.errors import ChatError
 
@@ -86,10 +87,11 @@ class TokenView(_AuthEndpoint):
         data = TokenInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         # Refuses deactivated users too (ModelBackend), with the same answer.
-        user = authenticate(request, **data.validated_data)
+        username = User.normalize_username(data.validated_data["username"])
+        user = authenticate(request, username=username, password=data.validated_data["password"])
         if user is None:
             raise InvalidCredentials()
-        token, raw = services.token_issue(user=user)
+        token, raw = services.token_issue(user=user, password_hash=user.password)
         return _token_response(user, token, raw, status.HTTP_200_OK)
 
 
@@ -120,6 +122,9 @@ class LogoutAllView(_TokenOnly):
 
 
 class PasswordView(_TokenOnly):
+    # Guessing the current password with a stolen token is as slow as logging in.
+    throttle_classes = [AuthRateThrottle, UserRateThrottle]
+
     @extend_schema(
         operation_id="auth_password_change",
         summary="Change the password: every token is revoked, this device gets a new one",

@@ -1,6 +1,7 @@
 """Create the demo cast for `make run`: alice, bob, carol and an admin."""
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
 
@@ -16,6 +17,9 @@ class Command(BaseCommand):
     help = "Create (or reset) the demo users and print their logins."
 
     def handle(self, *args: object, **options: object) -> None:
+        if not settings.DEBUG:
+            # Known passwords and a superuser must never reach a real deployment.
+            raise CommandError("seed_demo creates well-known logins; it runs only with DEBUG=1.")
         for username, display_name, password in [*DEMO_USERS, ADMIN]:
             user, _ = User.objects.get_or_create(username=username)
             user.display_name = display_name

@@ -1,0 +1,164 @@
+"""What the review of the accounts work found: revocations the socket must not
+miss, races with password changes, errors that must stay JSON, origins of
+other apps on the same host. Cast: alice signs in, bob is another user."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from knox.models import AuthToken
+
+from accounts import services
+from accounts.models import User
+from tests.messaging_helpers import api, direct
+from tests.support.ws import open_socket
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def connect(server, member):
+    sock = open_socket(server.ws_url, token=member.token)
+    sock.send({"type": "hello", "cursor": None})
+    sock.expect("ready")
+    return sock
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bare_deactivation_closes_the_socket_at_the_next_check_and_refuses_sends(
+    live_daphne, alice, bob
+):
+    conversation = direct(alice, bob)
+    sock = connect(live_daphne, alice)
+    User.objects.filter(pk=alice.id).update(is_active=False)  # no service, no event
+
+    sock.send(
+        {
+            "type": "send",
+            "conversation_id": conversation,
+            "client_msg_id": "x",
+            "text": "still here?",
+        }
+    )
+    refused = sock.expect("error")
+    time.sleep(1.1)  # the test settings check credentials every second
+    sock.send({"type": "heartbeat"})
+
+    assert refused["code"] == "conversation_not_found"
+    assert sock.closed_with() == 4401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_expired_token_closes_its_socket(live_daphne, alice):
+    sock = connect(live_daphne, alice)
+    AuthToken.objects.filter(user=alice.user).update(expiry=timezone.now())
+
+    time.sleep(1.1)
+    sock.send({"type": "heartbeat"})
+
+    assert sock.closed_with() == 4401
+
+
+@pytest.mark.django_db
+def test_a_log_in_that_raced_a_password_change_gets_no_token(alice):
+    seen_hash = alice.user.password  # what the log-in checked the password against
+    services.user_password_set(user=alice.user, password="a-new-secret-47")
+
+    with pytest.raises(services.CredentialsChanged):
+        services.token_issue(user=alice.user, password_hash=seen_hash)
+    assert not AuthToken.objects.filter(user=alice.user).exists()
+
+
+@pytest.mark.django_db
+def test_usernames_are_unique_ignoring_case_in_the_database(alice):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(username="ALICE")
+
+
+@pytest.mark.django_db
+def test_sign_up_normalises_full_width_letters(alice):
+    response = api().post(
+        "/api/v1/auth/register/",
+        {"username": "\uff41\uff4c\uff49\uff43\uff45", "password": "another-long-pass-81"},
+    )
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "username_taken"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/api/v1/nothing-here/"), ("post", "/api/v1/auth/token"), ("get", "/api/x")],
+)
+def test_unknown_api_paths_answer_json_even_with_debug_on(settings, client, method, path):
+    settings.DEBUG = True
+
+    response = getattr(client, method)(path)
+
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "detail": "Not found."}
+
+
+@pytest.mark.django_db
+def test_a_body_over_the_limit_is_a_413_not_a_500(settings, client):
+    settings.DEBUG = True
+    body = '{"username": "' + "a" * 3_000_000 + '", "password": "x"}'
+
+    response = client.post("/api/v1/auth/token/", body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
+@pytest.mark.django_db
+def test_a_refused_log_in_says_how_to_authenticate(alice):
+    response = api().post("/api/v1/auth/token/", {"username": "alice", "password": "wrong"})
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_on_another_port_of_our_host_cannot_use_the_cookie(live_daphne, alice):
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(alice.user)
+    cookie = f"sessionid={browser.cookies['sessionid'].value}"
+    other_port = live_daphne.port + 1
+
+    with pytest.raises(Exception, match="403"):
+        open_socket(live_daphne.ws_url, cookie=cookie, origin=f"http://127.0.0.1:{other_port}")
+    ours = open_socket(live_daphne.ws_url, cookie=cookie, origin=live_daphne.url)
+    ours.send({"type": "hello", "cursor": None})
+    assert ours.expect("ready")["type"] == "ready"
+    ours.close()
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "chatproject.settings", **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_malformed_rate_stops_the_server_at_start():
+    result = _manage("check", THROTTLE_USER="lots")
+
+    assert result.returncode != 0
+    assert "THROTTLE_USER='lots' is not a rate" in result.stderr
+
+
+def test_demo_logins_are_never_seeded_with_debug_off():
+    result = _manage("seed_demo", DEBUG="0", SECRET_KEY="s" * 50, DATABASE_URL="sqlite:///:memory:")
+
+    assert result.returncode != 0
+    assert "only with DEBUG=1" in result.stderr
