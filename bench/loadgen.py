@@ -258,7 +258,9 @@ async def run_point(
             acked=ack_totals["delivered"],
             errors=len(errors),
             error_codes=codes,
-            acked_not_delivered=silent,
+            # At the drain cap they may still be on their way: in flight, not lost.
+            acked_not_delivered=silent if reason != "cap" else 0,
+            acked_in_flight=silent if reason == "cap" else 0,
         )
     return point
 
