@@ -61,10 +61,10 @@ QUICK = {
     "idle_connections": {
         "levels": [1000, 5000],
         "concurrency": 100,
-        "settle": 1.5,
+        "settle": 1.0,
         "probe_rate": 50,
-        "probe_hold": 3.0,
-        "beat_hold": 3.0,
+        "probe_hold": 2.5,
+        "beat_hold": 2.0,
     },
     "reconnect_sync": {"missed": 1000, "trials": 8},
     "rest_history": {"seed": 100_000, "warmup": 20, "requests": 200, "limit": 50},
@@ -442,7 +442,7 @@ def main() -> None:
     scenarios = [s for s in SCENARIOS if s in args.scenarios.split(",")]
     started = time.monotonic()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    quiet_wait = 6 if args.mode == "quick" else 30
+    quiet_wait = 4 if args.mode == "quick" else 30
     if args.code == "tree":
         machine_code = "working tree (uncommitted changes included)"
     else:
