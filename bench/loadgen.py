@@ -351,6 +351,8 @@ async def scenario_direct_sweep(system: System, setup: dict | None, p: dict) -> 
             )
             if point["drain"] == "cap" or point["closed_sockets"]:
                 break  # a backlog or dead sockets: higher rates would only measure that
+            if point["lost"] > point["sent"] / 2:
+                break  # collapsed: more than half lost, higher rates only lose more
         out["by_pairs"][str(count)] = points
         for pair in pairs:
             pair.a.abort()
