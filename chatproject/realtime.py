@@ -8,8 +8,9 @@ recovered by cursor sync.
 """
 
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -39,8 +40,34 @@ def send_many_now(messages: Outgoing) -> None:
         async_to_sync(send_many)(messages)
 
 
+# Set while a write runs for the chat consumer: events committed by it are
+# collected and sent from the event loop afterwards, instead of blocking the
+# writing thread on async_to_sync until every group_send is done.
+_collected: ContextVar[Outgoing | None] = ContextVar("collected_sends", default=None)
+
+T = TypeVar("T")
+
+
 def send_many_on_commit(messages: Outgoing) -> None:
-    transaction.on_commit(lambda: send_many_now(messages))
+    def after_commit() -> None:
+        collected = _collected.get()
+        if collected is not None:
+            collected.extend(messages)
+        else:
+            send_many_now(messages)
+
+    transaction.on_commit(after_commit)
+
+
+def collecting_sends(fn: Callable[[], T]) -> tuple[T, Outgoing]:
+    """Run `fn` (in a worker thread) and return what it would have sent after
+    commit; the caller sends it (`await send_many(...)`) from the event loop."""
+    collected: Outgoing = []
+    token = _collected.set(collected)
+    try:
+        return fn(), collected
+    finally:
+        _collected.reset(token)
 
 
 def send_to_users_on_commit(user_ids: Iterable[int], message: dict[str, Any]) -> None:

@@ -7,14 +7,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import close_old_connections
 
 from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid
 from chatproject.converters import BIGINT_MAX
 from chatproject.errors import ChatError, InvalidInput
-from chatproject.realtime import send_many, user_group
+from chatproject.realtime import collecting_sends, send_many, user_group
 from messaging import wire
 from messaging.inbox import inbox_head, inbox_read
 from messaging.services import conversation_mark_read, message_send
@@ -31,6 +33,29 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 
 db = database_sync_to_async
+
+
+async def write(fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run a write service in a pool thread with its own pooled connection and
+    send what it committed from the event loop.
+
+    Reads go through the process's one shared ORM thread (database_sync_to_async);
+    writes would queue behind each other there and each would also hold it while
+    its deliveries went out. In pool threads, transactions of different sockets
+    overlap their waits on PostgreSQL (and its group commit), and the lock order
+    in the services (conversation row, then inbox rows by user id) keeps them
+    deadlock-free.
+    """
+
+    def call() -> tuple[Any, list]:
+        close_old_connections()
+        try:
+            return collecting_sends(lambda: fn(**kwargs))
+        finally:
+            close_old_connections()
+
+    result, outgoing = await sync_to_async(call, thread_sensitive=False)()
+    return result, outgoing
 
 
 def _int_field(frame: dict[str, Any], name: str, *, optional: bool = False) -> int | None:
@@ -99,6 +124,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         subprotocol = SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None
         await self.accept(subprotocol=subprotocol)
         sweeper.ensure_running()
+        self.beat_recorded_at = time.monotonic()
         await device_beat(user_id=self.user_id, device=self.channel_name)
 
     async def refuse(self) -> None:
@@ -200,12 +226,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation_id")
-        result = await db(message_send)(
+        result, outgoing = await write(
+            message_send,
             sender_id=self.user_id,
             conversation_id=conversation_id,
             client_msg_id=frame.get("client_msg_id"),
             text=frame.get("text"),
         )
+        # Committed: acknowledge, then deliver to every member's devices.
         await self.send_json(
             {
                 "type": "ack",
@@ -214,13 +242,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "message": wire.message_dict(result.message),
             }
         )
+        await send_many(outgoing)
 
     async def on_read(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation_id")
         seq = _int_field(frame, "seq")
-        await db(conversation_mark_read)(
-            user_id=self.user_id, conversation_id=conversation_id, seq=seq
+        _, outgoing = await write(
+            conversation_mark_read, user_id=self.user_id, conversation_id=conversation_id, seq=seq
         )
+        await send_many(outgoing)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation_id")
@@ -240,8 +270,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await send_many([(user_id, event) for user_id in recipients])
 
     async def on_heartbeat(self, frame: dict[str, Any]) -> None:
-        await device_beat(user_id=self.user_id, device=self.channel_name)
         now = time.monotonic()
+        # The device's deadline is its last recorded beat plus the timeout;
+        # recording every third of the timeout keeps it ahead while costing
+        # Redis a third of the beats (a beat is most of an idle socket's cost).
+        if now - self.beat_recorded_at >= settings.PRESENCE_TIMEOUT / 3:
+            self.beat_recorded_at = now
+            await device_beat(user_id=self.user_id, device=self.channel_name)
         if now - self.head_checked_at < settings.CHAT_HEAD_CHECK:
             return
         self.head_checked_at = now
