@@ -173,7 +173,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Bad input gets an error frame; the connection stays open.
         if not self.bucket.take():
-            await self.send_error("throttled", "Too many frames; slow down.")
+            # Echo the client_msg_id if the frame is a send, so the client knows
+            # which message to send again (cheaply: no full parse of a flood).
+            extra = {}
+            if text_data and '"client_msg_id"' in text_data:
+                try:
+                    frame = json.loads(text_data)
+                    if isinstance(frame, dict) and isinstance(frame.get("client_msg_id"), str):
+                        extra["client_msg_id"] = frame["client_msg_id"][:64]
+                except (ValueError, RecursionError):
+                    pass
+            await self.send_error("throttled", "Too many frames; slow down.", **extra)
             return
         if text_data is None:
             await self.send_error("binary_not_supported", "Send JSON text frames.")

@@ -28,6 +28,7 @@ def presence_for(*, viewer_id: int, user_ids: list[int]) -> list[dict]:
             "user_id": s.user_id,
             "status": "online" if s.online else "offline",
             "last_active_at": iso_time(s.last_active_at or stored.get(s.user_id)),
+            "version": s.version,
         }
         for s in statuses
     ]

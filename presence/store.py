@@ -21,6 +21,7 @@ class Status:
     user_id: int
     online: bool
     last_active_at: float | None  # unix time of the last beat
+    version: int = 0  # of the last announced change
 
 
 class PresenceStore(Protocol):
@@ -140,18 +141,23 @@ class RedisPresenceStore:
     def statuses(self, user_ids: list[int], now: float) -> list[Status]:
         pipe = self.sync.pipeline(transaction=False)
         for user_id in user_ids:
-            devices, _, last, _, _ = self._keys(user_id)
+            devices, _, last, _, version = self._keys(user_id)
             pipe.zcount(devices, f"({now}", "+inf")
             pipe.get(last)
+            pipe.get(version)
         replies = pipe.execute()
-        return [
-            Status(
-                user_id=user_id,
-                online=replies[2 * i] > 0,
-                last_active_at=float(replies[2 * i + 1]) if replies[2 * i + 1] else None,
+        statuses = []
+        for i, user_id in enumerate(user_ids):
+            live, last, version = replies[3 * i : 3 * i + 3]
+            statuses.append(
+                Status(
+                    user_id=user_id,
+                    online=live > 0,
+                    last_active_at=float(last) if last else None,
+                    version=int(version or 0),
+                )
             )
-            for i, user_id in enumerate(user_ids)
-        ]
+        return statuses
 
 
 class MemoryPresenceStore:
@@ -212,7 +218,10 @@ class MemoryPresenceStore:
 
     def statuses(self, user_ids: list[int], now: float) -> list[Status]:
         with self.lock:
-            return [Status(u, bool(self._live(u, now)), self.last.get(u)) for u in user_ids]
+            return [
+                Status(u, bool(self._live(u, now)), self.last.get(u), self.versions.get(u, 0))
+                for u in user_ids
+            ]
 
 
 _store: PresenceStore | None = None

@@ -202,3 +202,39 @@ def test_a_socket_opened_with_a_revoked_token_is_closed(live_daphne, alice):
     assert sock.closed_with() == 4401
     again = open_socket(live_daphne.ws_url, token=alice.token)
     assert again.closed_with() == 4401
+
+
+def test_a_throttled_send_names_its_client_msg_id(live_daphne, alice, bob):
+    conversation = direct(alice, bob)
+    with connect(live_daphne, alice) as sock:
+        for _ in range(70):
+            sock.send({"type": "typing", "conversation_id": conversation})
+        sock.send(
+            {
+                "type": "send",
+                "conversation_id": conversation,
+                "client_msg_id": "late",
+                "text": "too fast",
+            }
+        )
+        frames = sock.frames_for(1.0)
+
+    assert {
+        "type": "error",
+        "code": "throttled",
+        "detail": "Too many frames; slow down.",
+        "client_msg_id": "late",
+    } in frames
+    assert not Message.objects.exists()
+
+
+def test_presence_on_demand_carries_the_version_of_the_last_change(live_daphne, alice, bob):
+    direct(alice, bob)
+    with connect(live_daphne, bob, cursor=None) as bob_phone:
+        alice_phone = connect(live_daphne, alice, cursor=None)
+        frame = bob_phone.expect("presence", user_id=alice.id)
+        body = api(bob).get(f"/api/v1/presence/?user_ids={alice.id}").json()
+        alice_phone.close()
+
+    assert body[0]["status"] == "online"
+    assert body[0]["version"] == frame["version"]

@@ -14,6 +14,9 @@ class PresenceOut(serializers.Serializer):
     user_id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["online", "offline"])
     last_active_at = serializers.DateTimeField(allow_null=True)
+    version = serializers.IntegerField(
+        help_text="Of the user's last change: a `presence` frame with a higher one is newer."
+    )
 
 
 def _user_ids(raw: str) -> list[int]:
