@@ -31,7 +31,9 @@ export function srOnly(text) {
 
 // http(s) URLs, up to whitespace or characters that cannot be in one unescaped.
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
-const TRAILING = /[.,;:!?'")\]}>]+$/;
+const TRAILING = new Set([".", ",", ";", ":", "!", "?", "'", '"', ")", "]", "}", ">"]);
+// Longer "URLs" stay text: no real link is this long, and it bounds the work.
+const MAX_LINK_CHARS = 2048;
 
 /** A web link's href, or null for anything but http/https. */
 export function safeHref(raw) {
@@ -43,16 +45,25 @@ export function safeHref(raw) {
   }
 }
 
-function trimUrl(url) {
-  // "see (https://x.org/a)." -> the link stops before ")." unless the URL opened a "(".
-  let match;
-  while ((match = url.match(TRAILING))) {
-    const tail = match[0];
-    const last = tail[tail.length - 1];
-    if (last === ")" && (url.match(/\(/g) || []).length >= (url.match(/\)/g) || []).length) break;
-    url = url.slice(0, -1);
+/** The URL without trailing punctuation: "see (https://x.org/a)." links
+ * "https://x.org/a", while "https://x.org/a_(b)" keeps its ")" because the URL
+ * opened a "(". One pass to count, one backward scan: linear in the length. */
+export function trimUrl(url) {
+  let balance = 0; // "(" minus ")" in url[0, end)
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 40) balance += 1;
+    else if (c === 41) balance -= 1;
   }
-  return url;
+  let end = url.length;
+  while (end > 0 && TRAILING.has(url[end - 1])) {
+    if (url[end - 1] === ")") {
+      if (balance >= 0) break; // it closes a "(" of the URL
+      balance += 1;
+    }
+    end -= 1;
+  }
+  return url.slice(0, end);
 }
 
 /** Message text as nodes: plain text, with http(s) URLs as links. Line breaks
@@ -61,6 +72,7 @@ export function richText(text) {
   const fragment = document.createDocumentFragment();
   let last = 0;
   for (const match of text.matchAll(URL_RE)) {
+    if (match[0].length > MAX_LINK_CHARS) continue;
     const url = trimUrl(match[0]);
     const href = safeHref(url);
     if (!href) continue;
