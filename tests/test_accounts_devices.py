@@ -9,6 +9,7 @@ from tests.accounts_fixtures import assert_error, bearer, call
 
 deactivated = accounts_fixtures.deactivated
 DEVICES = "/api/v1/devices/"
+UNREGISTER = "/api/v1/devices/unregister/"
 PHONE = {"platform": "android", "token": "fcm-token-alice-pixel", "name": "Pixel 8"}
 
 
@@ -99,7 +100,7 @@ def test_devices_refuse_anonymous_and_deactivated(client, deactivated):
     for method, url, body in [
         ("get", DEVICES, None),
         ("post", DEVICES, PHONE),
-        ("delete", DEVICES, {"token": PHONE["token"]}),
+        ("post", UNREGISTER, {"token": PHONE["token"]}),
         ("delete", f"{DEVICES}1/", None),
     ]:
         assert_error(call(client, method, url, body), 401, "not_authenticated")
@@ -128,18 +129,18 @@ def test_delete_by_id_removes_only_the_owners_device(client, alice, bob):
 def test_delete_by_token_removes_only_the_owners_device(client, alice, bob):
     register(client, alice)
 
-    by_bob = call(client, "delete", DEVICES, {"token": PHONE["token"]}, **bob.auth)
+    by_bob = call(client, "post", UNREGISTER, {"token": PHONE["token"]}, **bob.auth)
     assert_error(by_bob, 404, "not_found")
     assert Device.objects.count() == 1
 
-    by_alice = call(client, "delete", DEVICES, {"token": PHONE["token"]}, **alice.auth)
+    by_alice = call(client, "post", UNREGISTER, {"token": PHONE["token"]}, **alice.auth)
     assert by_alice.status_code == 204
     assert not Device.objects.exists()
 
 
 @pytest.mark.django_db
 def test_delete_by_token_needs_the_token(client, alice):
-    response = call(client, "delete", DEVICES, {}, **alice.auth)
+    response = call(client, "post", UNREGISTER, {}, **alice.auth)
 
     assert list(assert_error(response, 400, "invalid")["fields"]) == ["token"]
 

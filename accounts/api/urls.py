@@ -11,5 +11,8 @@ urlpatterns = [
     path("me/", views.MeView.as_view(), name="api-me"),
     path("users/", views.UserListView.as_view(), name="api-users"),
     path("devices/", views.DeviceListView.as_view(), name="api-devices"),
+    path(
+        "devices/unregister/", views.DeviceUnregisterView.as_view(), name="api-devices-unregister"
+    ),
     path("devices/<int:device_id>/", views.DeviceDetailView.as_view(), name="api-device"),
 ]
