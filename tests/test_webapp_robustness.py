@@ -3,6 +3,8 @@ chromium through Playwright) against live daphne, PostgreSQL and Redis: huge
 messages, presence out of order, revoked credentials, a flood of resends.
 Cast: alice and bob; a "REST device" is one of their other devices."""
 
+import json
+import re
 import time
 
 import pytest
@@ -65,3 +67,81 @@ def test_a_huge_message_with_a_pathological_url_does_not_freeze_the_tab(tabs, re
     last = alice_tab.messages().last.locator(".msg-text")
     expect(last).to_have_text(long_url)
     expect(last.locator("a")).to_have_count(0)
+
+
+ONLINE = re.compile(r"\bonline\b")
+OFFLINE = re.compile(r"\boffline\b")
+
+
+def test_the_presence_dot_follows_the_partner_and_ignores_stale_versions(tabs, rest, alice, bob):
+    """Alice's socket runs through a proxy (Playwright's WebSocket routing), so
+    the test can see the presence frames and slip in stale ones, as a slower
+    chat server would deliver them."""
+    rest(alice).direct(bob.id)
+    alice_tab = tabs(alice)
+    page = alice_tab.page
+    proxies, presence = [], []
+
+    def proxy(ws) -> None:
+        server = ws.connect_to_server()
+        proxies.append(ws)
+
+        def to_page(message) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "presence":
+                presence.append(frame)
+            ws.send(message)
+
+        server.on_message(to_page)
+
+    page.route_web_socket(re.compile(r"/ws/chat/$"), proxy)
+    alice_tab.reload()
+    dot = alice_tab.conversation("Bob B.").locator(".presence-dot")
+    expect(dot).to_have_class(OFFLINE)  # Bob has no device connected
+
+    bob_tab = tabs(bob)
+    expect(dot).to_have_class(ONLINE)
+    alice_tab.open("Bob B.")
+    subtitle = page.locator("#thread-subtitle")
+    expect(subtitle).to_have_text("online")
+    came_online = [f for f in presence if f["user_id"] == bob.id][-1]
+    assert came_online["status"] == "online"
+    version = came_online["version"]
+
+    # An older change delivered late (and a repeat of the current version)
+    # changes nothing.
+    for stale in (version - 1, version):
+        frame = {**came_online, "status": "offline", "version": stale}
+        proxies[-1].send(json.dumps(frame))
+    page.wait_for_timeout(500)
+    expect(dot).to_have_class(ONLINE)
+    expect(subtitle).to_have_text("online")
+
+    # Neither does a REST answer older than the frames seen: after a
+    # reconnect, the client asks GET presence/ again.
+    page.route(
+        "**/api/v1/presence/**",
+        lambda route: route.fulfill(
+            json=[
+                {
+                    "user_id": bob.id,
+                    "status": "offline",
+                    "last_active_at": came_online["last_active_at"],
+                    "version": version - 1,
+                }
+            ]
+        ),
+    )
+    with page.expect_response("**/api/v1/presence/**"):
+        proxies[-1].close(code=1011, reason="chat server died")
+    alice_tab.wait_ready()
+    page.wait_for_timeout(300)
+    expect(dot).to_have_class(ONLINE)
+    page.unroute("**/api/v1/presence/**")
+
+    # Bob closes his tab: the socket closes cleanly, he is offline at once.
+    bob_tab.page.close()
+    expect(dot).to_have_class(OFFLINE)
+    expect(subtitle).to_have_text(re.compile("^last seen"))
+    went_offline = [f for f in presence if f["user_id"] == bob.id][-1]
+    assert went_offline["status"] == "offline" and went_offline["version"] > version

@@ -230,8 +230,9 @@ async function loadPresence(conversations) {
   const ids = [...new Set(conversations.map((c) => store.partner(c)?.user_id).filter(Boolean))];
   if (!ids.length) return;
   try {
-    for (const frame of await api.presence(ids)) store.setPresence(frame);
-    refresh();
+    let changed = false;
+    for (const entry of await api.presence(ids)) changed = store.setPresence(entry) || changed;
+    if (changed) refresh();
   } catch {
     // Presence is a nicety: the dots fill in from live `presence` frames.
   }
@@ -312,8 +313,7 @@ async function handleFrame(frame) {
       store.startTyping(frame.conversation_id, frame.user_id, frame.expires_in);
       return;
     case "presence":
-      store.setPresence(frame);
-      refresh();
+      if (store.setPresence(frame)) refresh();
       return;
     default:
       return;

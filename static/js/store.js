@@ -24,7 +24,7 @@ export class ChatStore extends EventTarget {
     /** @type {Map<number, object>} */
     this.conversations = new Map();
     this.users = new Map([[me.id, { id: me.id, username: me.username, display_name: me.display_name }]]);
-    this.presence = new Map(); // user id -> {status, last_active_at}
+    this.presence = new Map(); // user id -> {status, last_active_at, version}
     this.typing = new Map(); // conversation id -> Map(user id -> expiry timer)
   }
 
@@ -246,8 +246,22 @@ export class ChatStore extends EventTarget {
 
   // --- presence ---------------------------------------------------------------
 
+  /** Apply a `presence` frame or a `GET presence/` entry. Each carries the
+   * version of the user's last change; frames from different chat servers (and
+   * a REST answer that raced them) can arrive out of order, so only a version
+   * above the highest one seen counts. Returns whether anything changed. */
   setPresence(frame) {
-    this.presence.set(frame.user_id, { status: frame.status, last_active_at: frame.last_active_at });
+    const current = this.presence.get(frame.user_id);
+    const version = Number.isInteger(frame.version) ? frame.version : null;
+    if (current && version !== null && current.version !== null && version <= current.version) {
+      return false;
+    }
+    this.presence.set(frame.user_id, {
+      status: frame.status,
+      last_active_at: frame.last_active_at,
+      version: version ?? current?.version ?? null,
+    });
+    return true;
   }
 
   status(userId) {
