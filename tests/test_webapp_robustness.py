@@ -145,3 +145,39 @@ def test_the_presence_dot_follows_the_partner_and_ignores_stale_versions(tabs, r
     expect(subtitle).to_have_text(re.compile("^last seen"))
     went_offline = [f for f in presence if f["user_id"] == bob.id][-1]
     assert went_offline["status"] == "offline" and went_offline["version"] > version
+
+
+def test_a_failed_reload_after_ready_reset_is_tried_again(tabs, rest, alice, bob):
+    rest(bob).direct(alice.id)
+    alice_tab = tabs(alice)
+    page = alice_tab.page
+    expect(alice_tab.conversation("Bob B.")).to_be_visible()
+
+    # The browser's cursor is ahead of the server's inbox (say, after a database
+    # restore): the server answers `ready {reset: true}`, and the client must
+    # reload. Its first list (before `ready`) is stale, and the reload fails.
+    page.evaluate(f"localStorage.setItem('chat:u{alice.id}:cursor', '1000000000')")
+    lists = []
+
+    def conversations(route) -> None:
+        lists.append(route.request.url)
+        if len(lists) == 1:
+            route.fulfill(json=[])  # stale: from before Bob's chat
+        elif len(lists) == 2:
+            route.abort()  # the reload after `ready.reset` fails
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/api/v1/conversations/\?"), conversations)
+    page.reload()
+    expect(page.locator("#toast")).to_contain_text("Could not load your conversations")
+    # The client reconnects and, its reload never having happened, loads again.
+    expect(alice_tab.conversation("Bob B.")).to_be_visible()
+    alice_tab.wait_ready()
+    assert len(lists) >= 3
+    hellos = alice_tab.hellos()
+    stored = int(page.evaluate(f"localStorage.getItem('chat:u{alice.id}:cursor')"))
+    assert stored < 1000000000
+    # The cursor of that `ready` was not stored before the reload succeeded:
+    # the next hello still carried the old one (and got a reset again).
+    assert [h["cursor"] for h in hellos[-2:]] == [1000000000, 1000000000]

@@ -30,6 +30,7 @@ let loaded = false; // the conversation list came over REST at least once
 let live = false; // the socket is in sync (after `ready`): events are news
 let activeId = null;
 let readies = 0; // `ready` frames handled since the page loaded
+let needsReload = false; // a `ready.reset` whose reload has not succeeded yet
 const pendingReads = new Map(); // conversation id -> seq, to send once connected
 
 // --- feedback -------------------------------------------------------------------
@@ -321,19 +322,23 @@ async function handleFrame(frame) {
 }
 
 async function onReady(frame) {
-  cursor.set(frame.cursor); // after a reset this moves back to the server's head
-  if (!loaded || frame.reset) {
+  if (frame.reset) needsReload = true;
+  if (!loaded || needsReload) {
     try {
       await loadAll();
     } catch (error) {
+      // The cursor stays where it was, and needsReload stays set: the next
+      // `ready` loads again (a stored new cursor would skip the reload).
       toast(`Could not load your conversations: ${error.detail || error.message}`);
       setTimeout(() => connection.drop(), 2000); // reconnect, and load again on ready
       return;
     }
+    needsReload = false;
   } else if (readies > 0) {
     // Presence is not in the inbox: what changed while we were away is not replayed.
     loadPresence([...store.conversations.values()]);
   }
+  cursor.set(frame.cursor); // after a reset this moves back to the server's head
   readies += 1;
   live = true;
   for (const [conversationId, seq] of pendingReads) {
