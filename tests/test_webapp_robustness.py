@@ -181,3 +181,46 @@ def test_a_failed_reload_after_ready_reset_is_tried_again(tabs, rest, alice, bob
     # The cursor of that `ready` was not stored before the reload succeeded:
     # the next hello still carried the old one (and got a reset again).
     assert [h["cursor"] for h in hellos[-2:]] == [1000000000, 1000000000]
+
+
+def chat_keys(page, member) -> list[str]:
+    return page.evaluate(
+        f"Object.keys(localStorage).filter(k => k.startsWith('chat:u{member.id}:'))"
+    )
+
+
+def test_logging_out_elsewhere_sends_the_app_to_the_log_in_page_and_forgets(tabs, rest, alice, bob):
+    rest(alice).direct(bob.id)
+    alice_tab = tabs(alice)
+    page = alice_tab.page
+    # Something unsent waits in the outbox (it holds the message text).
+    page.evaluate(
+        f"""localStorage.setItem('chat:u{alice.id}:outbox', JSON.stringify([{{
+            client_msg_id: 'x1', conversation_id: 1, text: 'private draft',
+            created_at: new Date().toISOString(), status: 'failed', error: 'no'}}]))"""
+    )
+    assert sorted(chat_keys(page, alice)) == [
+        f"chat:u{alice.id}:cursor",
+        f"chat:u{alice.id}:outbox",
+    ]
+
+    # Another page of the same browser (same session) logs out.
+    other = alice_tab.context.new_page()
+    other.goto(f"{alice_tab.base_url}/account/")
+    other.get_by_role("button", name="Log out").click()
+    expect(other).to_have_url(re.compile(r"/login/"))
+
+    # The server closes the app's socket (4401); the app goes to the log-in page.
+    expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
+    expect(page.get_by_label("Username")).to_be_visible()
+    assert chat_keys(page, alice) == []
+
+
+def test_the_log_out_button_of_the_app_forgets_what_the_browser_kept(tabs, rest, alice, bob):
+    rest(alice).direct(bob.id)
+    alice_tab = tabs(alice)
+    page = alice_tab.page
+    assert chat_keys(page, alice) != []
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/login/"))
+    assert chat_keys(page, alice) == []

@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { setupDirectDialog, setupGroupDialog, setupMembersDialog } from "./dialogs.js";
 import { renderConversationList } from "./list.js";
 import { Notifier } from "./notify.js";
-import { CursorStore, Outbox } from "./outbox.js";
+import { CursorStore, Outbox, forgetUser } from "./outbox.js";
 import { ChatConnection } from "./socket.js";
 import { ChatStore } from "./store.js";
 import { ThreadView } from "./thread.js";
@@ -496,6 +496,15 @@ function renderBanner() {
   countdown = setInterval(tick, 1000);
 }
 
+// Signed out (here, in another tab, or by a deactivation): nothing of this
+// user stays in the browser, the outbox's unsent text included.
+function signOut() {
+  forgetUser(me.id);
+  location.assign("/login/?next=/");
+}
+
+document.querySelector("form[data-logout]")?.addEventListener("submit", () => forgetUser(me.id));
+
 const connection = new ChatConnection({
   discover: () => api.chatServer(),
   cursor: () => cursor.value,
@@ -507,6 +516,7 @@ const connection = new ChatConnection({
       outbox.inFlight.clear(); // everything pending is resent after the next `ready`
     }
     renderBanner();
+    if (state === "signed_out") signOut();
   },
 });
 

@@ -10,11 +10,32 @@ function load(key, fallback) {
   }
 }
 
+let forgotten = false; // signed out: nothing of this user is written again
+
 function save(key, value) {
+  if (forgotten) return;
   try {
     localStorage.setItem(key, JSON.stringify(value));
   } catch {
     // Storage full or disabled: the app still works, it just forgets on reload.
+  }
+}
+
+/** Sign-out: remove what this browser keeps for the user (chat:u<id>:*: the
+ * cursor, and the outbox with the text of unsent messages), and keep this page
+ * from writing it again. */
+export function forgetUser(userId) {
+  forgotten = true;
+  const prefix = `chat:u${userId}:`;
+  try {
+    const keys = [];
+    for (let i = 0; i < localStorage.length; i++) {
+      const key = localStorage.key(i);
+      if (key && key.startsWith(prefix)) keys.push(key);
+    }
+    for (const key of keys) localStorage.removeItem(key);
+  } catch {
+    // Storage disabled: there is nothing to remove.
   }
 }
 

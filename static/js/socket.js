@@ -11,7 +11,8 @@ const STALL_MS = 15000;
 /**
  * States: "connecting" (asking discovery, opening), "syncing" (open, hello sent,
  * replay under way), "ready", "waiting" (closed, a retry is scheduled), and
- * "signed_out" (the server refused our credentials: retrying cannot help).
+ * "signed_out" (the server refused our credentials: retrying cannot help; the
+ * app then goes to the log-in page).
  */
 export class ChatConnection {
   /**
@@ -34,6 +35,7 @@ export class ChatConnection {
     this.retryAt = null;
     this.heartbeatTimer = null;
     this.stallTimer = null;
+    this.refused = false; // closed with 4401 since the last `ready`
   }
 
   start() {
@@ -92,6 +94,7 @@ export class ChatConnection {
       }
       if (frame.type === "ready") {
         clearTimeout(this.stallTimer);
+        this.refused = false;
         this.attempt = 0;
         this.startHeartbeat(frame.heartbeat_interval);
         this.setState("ready");
@@ -117,8 +120,17 @@ export class ChatConnection {
     this.ws = null;
     this.stopHeartbeat();
     if (code === CLOSE_UNAUTHENTICATED) {
-      // Log in again; the same credentials would be refused again.
-      this.setState("signed_out");
+      // Credentials revoked. Usually the session is gone (logged out elsewhere,
+      // deactivated): discovery answers 401 and we are signed out. A password
+      // changed in this browser keeps its session but closes every socket:
+      // then discovery works and one reconnect is worth it. A second 4401
+      // without a `ready` between means signed out whatever discovery says.
+      if (this.refused) {
+        this.setState("signed_out");
+        return;
+      }
+      this.refused = true;
+      this.connect();
       return;
     }
     this.scheduleRetry();
