@@ -373,6 +373,10 @@ def test_a_message_the_server_refuses_shows_failed_with_retry_and_discard(tabs, 
     expect(failed.locator(".msg-status")).to_have_text("Not sent")
     expect(failed.get_by_role("alert")).to_contain_text("NUL character")
     failed.get_by_role("button", name="Retry").click()  # same id, same answer
+    deadline = time.monotonic() + 5
+    while len([f for f in alice_tab.frames_sent if f["type"] == "send"]) < 2:
+        assert time.monotonic() < deadline, "Retry sent nothing"
+        alice_tab.page.wait_for_timeout(50)  # sends are paced: not at the click itself
     expect(failed).to_have_attribute("data-status", "failed")
     sends = [f for f in alice_tab.frames_sent if f["type"] == "send"]
     assert len(sends) == 2 and sends[0]["client_msg_id"] == sends[1]["client_msg_id"]

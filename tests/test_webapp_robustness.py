@@ -10,6 +10,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from messaging.models import Message
 from tests.e2e.fixtures import *  # noqa: F403
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -183,6 +184,11 @@ def test_a_failed_reload_after_ready_reset_is_tried_again(tabs, rest, alice, bob
     assert [h["cursor"] for h in hellos[-2:]] == [1000000000, 1000000000]
 
 
+def wait_for_cursor(page, member) -> None:
+    """The cursor is stored once the first `ready` is handled (after loading)."""
+    page.wait_for_function(f"localStorage.getItem('chat:u{member.id}:cursor') !== null")
+
+
 def chat_keys(page, member) -> list[str]:
     return page.evaluate(
         f"Object.keys(localStorage).filter(k => k.startsWith('chat:u{member.id}:'))"
@@ -193,6 +199,7 @@ def test_logging_out_elsewhere_sends_the_app_to_the_log_in_page_and_forgets(tabs
     rest(alice).direct(bob.id)
     alice_tab = tabs(alice)
     page = alice_tab.page
+    wait_for_cursor(page, alice)
     # Something unsent waits in the outbox (it holds the message text).
     page.evaluate(
         f"""localStorage.setItem('chat:u{alice.id}:outbox', JSON.stringify([{{
@@ -220,7 +227,124 @@ def test_the_log_out_button_of_the_app_forgets_what_the_browser_kept(tabs, rest,
     rest(alice).direct(bob.id)
     alice_tab = tabs(alice)
     page = alice_tab.page
-    assert chat_keys(page, alice) != []
+    wait_for_cursor(page, alice)
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(re.compile(r"/login/"))
     assert chat_keys(page, alice) == []
+
+
+# Records when each `send` frame leaves the page (performance.now(), ms).
+SEND_RECORDER = """
+(() => {
+  window.__sends = [];
+  const real = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data === "string" && data.includes('"type":"send"')) {
+      window.__sends.push(performance.now());
+    }
+    return real.call(this, data);
+  };
+})();
+"""
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_a_long_outbox_is_flushed_at_a_pace_the_server_accepts(tabs, rest, alice, bob):
+    conversation = rest(alice).direct(bob.id)
+    alice_tab = tabs(alice)
+    page = alice_tab.page
+    page.add_init_script(SEND_RECORDER)
+    # 80 messages written offline wait in the outbox; the page is reloaded.
+    # Sent all at once they would pass the server's burst (60 frames) and be
+    # dropped as `throttled`.
+    count = 80
+    page.evaluate(
+        """([key, conversation, count]) => {
+            const now = new Date().toISOString();
+            localStorage.setItem(key, JSON.stringify(Array.from({length: count}, (_, i) => ({
+                client_msg_id: `flush-${i}`, conversation_id: conversation,
+                text: `queued ${i}`, created_at: now, status: "pending", error: null}))));
+        }""",
+        [f"chat:u{alice.id}:outbox", conversation, count],
+    )
+    alice_tab.reload()
+    alice_tab.open("Bob B.")
+    wait_for(
+        lambda: Message.objects.filter(conversation_id=conversation).count() == count,
+        20,
+        "not every message was stored",
+    )
+    expect(alice_tab.message(f"queued {count - 1}")).to_have_attribute("data-status", "sent")
+    unsent = page.locator("#message-list li.msg.failed, #message-list li.msg.pending")
+    expect(unsent).to_have_count(0)
+    sends = page.evaluate("window.__sends")
+    assert len(sends) == count  # each once: nothing was refused
+    busiest = max(sum(1 for t in sends if start <= t < start + 1000) for start in sends)
+    assert busiest <= 16, f"{busiest} sends within one second"
+    throttled = [f for f in alice_tab.frames_received if f.get("code") == "throttled"]
+    assert throttled == []
+    texts = list(
+        Message.objects.filter(conversation_id=conversation)
+        .order_by("seq")
+        .values_list("text", flat=True)
+    )
+    assert texts == [f"queued {i}" for i in range(count)]
+
+
+def test_throttled_and_server_error_answers_are_retried_before_not_sent(tabs, rest, alice, bob):
+    """Alice's socket runs through a proxy that answers some sends with the
+    errors a busy or failing server gives, instead of passing them on."""
+    conversation = rest(alice).direct(bob.id)
+    alice_tab = tabs(alice)
+    page = alice_tab.page
+    attempts: dict[str, int] = {}
+    refuse = {"throttle me": 1, "flaky": 2, "broken": 100}
+
+    def proxy(ws) -> None:
+        server = ws.connect_to_server()
+
+        def to_server(message) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "send":
+                text = frame["text"]
+                attempts[text] = attempts.get(text, 0) + 1
+                if attempts[text] <= refuse.get(text, 0):
+                    code = "throttled" if text == "throttle me" else "server_error"
+                    error = {"type": "error", "code": code, "detail": f"{code}!"}
+                    ws.send(json.dumps({**error, "client_msg_id": frame["client_msg_id"]}))
+                    return
+            server.send(message)
+
+        ws.on_message(to_server)
+
+    page.route_web_socket(re.compile(r"/ws/chat/$"), proxy)
+    alice_tab.reload()
+    alice_tab.open("Bob B.")
+
+    alice_tab.send("throttle me")
+    pending = page.locator("#message-list li.msg.pending")
+    expect(pending).to_have_count(1)  # dropped, not failed: it waits and goes again
+    expect(alice_tab.message("throttle me")).to_have_attribute("data-status", "sent")
+    assert attempts["throttle me"] == 2
+
+    alice_tab.send("flaky")  # two server errors, then the server is back
+    page.wait_for_timeout(1500)
+    expect(page.locator("#message-list li.msg.failed")).to_have_count(0)
+    expect(alice_tab.message("flaky")).to_have_attribute("data-status", "sent")
+    assert attempts["flaky"] == 3
+
+    alice_tab.send("broken")  # the server keeps failing: retried, then "Not sent"
+    failed = page.locator("#message-list li.msg.failed")
+    page.wait_for_timeout(2500)
+    expect(failed).to_have_count(0)
+    expect(failed).to_have_count(1, timeout=12000)
+    expect(failed.locator(".msg-status")).to_have_text("Not sent")
+    assert attempts["broken"] == 4  # the first try and three retries
+    texts = set(Message.objects.filter(conversation_id=conversation).values_list("text", flat=True))
+    assert texts == {"throttle me", "flaky"}

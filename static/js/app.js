@@ -83,11 +83,13 @@ const thread = new ThreadView({
   actions: {
     send: sendMessage,
     retry(clientMsgId) {
+      serverErrors.delete(clientMsgId);
       const entry = outbox.retry(clientMsgId);
       if (entry) trySend(entry);
       refresh();
     },
     discard(clientMsgId) {
+      serverErrors.delete(clientMsgId);
       outbox.remove(clientMsgId);
       refresh();
       thread.focusComposer();
@@ -192,15 +194,67 @@ window.addEventListener("hashchange", route);
 
 // --- sending: the outbox ---------------------------------------------------------------
 
+// The server takes 20 frames/s per socket (burst 60) and drops the rest with
+// `error {code: "throttled"}`: sends go out at most SEND_RATE a second, evenly
+// spaced, so a long outbox flushed after a reconnect does not trip it.
+const SEND_RATE = 15;
+const THROTTLED_RETRY_MS = 1000;
+const SERVER_ERROR_RETRIES_MS = [1000, 2000, 4000]; // then the entry shows "Not sent"
+const sendQueue = []; // client_msg_ids waiting for their turn on this socket
+const queued = new Set();
+let nextSendAt = 0;
+let pacer = null;
+const serverErrors = new Map(); // client_msg_id -> server_error answers so far
+
 function trySend(entry) {
-  if (outbox.inFlight.has(entry.client_msg_id)) return; // sent on this socket already
-  const sent = connection.send({
-    type: "send",
-    conversation_id: entry.conversation_id,
-    client_msg_id: entry.client_msg_id,
-    text: entry.text,
-  });
-  if (sent) outbox.inFlight.set(entry.client_msg_id, Date.now());
+  const id = entry.client_msg_id;
+  if (outbox.inFlight.has(id) || queued.has(id)) return; // sent on this socket already, or soon
+  sendQueue.push(id);
+  queued.add(id);
+  drainSends();
+}
+
+function drainSends() {
+  clearTimeout(pacer);
+  pacer = null;
+  while (sendQueue.length) {
+    const now = Date.now();
+    if (now < nextSendAt) {
+      pacer = setTimeout(drainSends, nextSendAt - now);
+      return;
+    }
+    const id = sendQueue.shift();
+    queued.delete(id);
+    const entry = outbox.get(id);
+    if (!entry || entry.status !== "pending" || outbox.inFlight.has(id)) continue;
+    const sent = connection.send({
+      type: "send",
+      conversation_id: entry.conversation_id,
+      client_msg_id: id,
+      text: entry.text,
+    });
+    if (!sent) {
+      clearSendQueue(); // not connected: the outbox is flushed again after `ready`
+      return;
+    }
+    outbox.inFlight.set(id, now);
+    nextSendAt = now + 1000 / SEND_RATE;
+  }
+}
+
+function clearSendQueue() {
+  sendQueue.length = 0;
+  queued.clear();
+  clearTimeout(pacer);
+  pacer = null;
+}
+
+/** Send an outbox entry again after `delay` ms, if it still waits by then. */
+function resendLater(clientMsgId, delay) {
+  setTimeout(() => {
+    const entry = outbox.get(clientMsgId);
+    if (entry && entry.status === "pending") trySend(entry);
+  }, delay);
 }
 
 function sendMessage(conversationId, text) {
@@ -210,6 +264,35 @@ function sendMessage(conversationId, text) {
 
 function flushOutbox() {
   for (const entry of outbox.pending()) trySend(entry);
+}
+
+/** An `error` frame about one of our sends. */
+function sendFailed(frame) {
+  const id = frame.client_msg_id;
+  outbox.inFlight.delete(id);
+  if (frame.code === "throttled") {
+    // Dropped unseen: it stays pending and goes again in a second, first in
+    // line; the other sends wait too.
+    nextSendAt = Math.max(nextSendAt, Date.now() + THROTTLED_RETRY_MS);
+    if (!queued.has(id)) {
+      sendQueue.unshift(id);
+      queued.add(id);
+    }
+    drainSends();
+    return;
+  }
+  if (frame.code === "server_error") {
+    // Sends are idempotent: retry an outage a few times before giving up.
+    const failures = serverErrors.get(id) || 0;
+    if (failures < SERVER_ERROR_RETRIES_MS.length) {
+      serverErrors.set(id, failures + 1);
+      resendLater(id, SERVER_ERROR_RETRIES_MS[failures]);
+      return;
+    }
+  }
+  serverErrors.delete(id);
+  outbox.fail(id, frame.detail);
+  refresh();
 }
 
 // A socket can die silently (sleeping laptop, a lost route): when a send stays
@@ -298,14 +381,14 @@ async function handleFrame(frame) {
       return;
     case "ack": {
       outbox.remove(frame.client_msg_id);
+      serverErrors.delete(frame.client_msg_id);
       if (!store.applyMessage(frame.message)) await fetchConversation(frame.message.conversation_id);
       refresh();
       return;
     }
     case "error":
       if (frame.client_msg_id && outbox.get(frame.client_msg_id)) {
-        outbox.fail(frame.client_msg_id, frame.detail);
-        refresh();
+        sendFailed(frame);
       } else {
         console.warn("chat: server error", frame);
       }
@@ -514,6 +597,7 @@ const connection = new ChatConnection({
     if (state !== "ready") {
       live = false;
       outbox.inFlight.clear(); // everything pending is resent after the next `ready`
+      clearSendQueue();
     }
     renderBanner();
     if (state === "signed_out") signOut();
