@@ -3,6 +3,7 @@ chromium through Playwright) against live daphne, PostgreSQL and Redis: huge
 messages, presence out of order, revoked credentials, a flood of resends.
 Cast: alice and bob; a "REST device" is one of their other devices."""
 
+import itertools
 import json
 import re
 import time
@@ -348,3 +349,41 @@ def test_throttled_and_server_error_answers_are_retried_before_not_sent(tabs, re
     assert attempts["broken"] == 4  # the first try and three retries
     texts = set(Message.objects.filter(conversation_id=conversation).values_list("text", flat=True))
     assert texts == {"throttle me", "flaky"}
+
+
+def test_a_server_that_crashes_after_ready_is_not_hammered(tabs, rest, alice, bob):
+    """Each socket says `ready` and dies at once (through a proxy). The back-off
+    must keep growing: it starts again only after a socket stayed up ~10 s."""
+    rest(alice).direct(bob.id)
+    alice_tab = tabs(alice)
+    page = alice_tab.page
+    proxies, opened = [], []
+    flapping = {"on": False}
+
+    def proxy(ws) -> None:
+        server = ws.connect_to_server()
+        proxies.append(ws)
+        opened.append(time.monotonic())
+
+        def to_page(message) -> None:
+            ws.send(message)
+            if flapping["on"] and json.loads(message).get("type") == "ready":
+                ws.close(code=1011, reason="crashed after ready")
+
+        server.on_message(to_page)
+
+    page.route_web_socket(re.compile(r"/ws/chat/$"), proxy)
+    alice_tab.reload()
+    assert len(proxies) == 1
+    flapping["on"] = True
+    proxies[0].close(code=1011, reason="chat server died")
+    page.wait_for_timeout(6000)
+    # Delays 0.5, 1, 2, 4 s (each +-50 %): five sockets at most in 6 s. Reset
+    # to 0.5 s after every `ready`, there would be a dozen.
+    later = opened[1:]
+    assert 2 <= len(later) <= 5, f"{len(later)} connections in 6 s"
+    gaps = [b - a for a, b in itertools.pairwise(later)]
+    assert gaps[-1] > 0.9, gaps
+
+    flapping["on"] = False
+    expect(page.locator("#chat")).to_have_attribute("data-connection", "ready", timeout=20000)

@@ -7,6 +7,9 @@ const MAX_DELAY_MS = 30000;
 // Opening and catching up must make progress: a handshake or replay silent this
 // long is given up (a dead route can leave a socket "connecting" for minutes).
 const STALL_MS = 15000;
+// The back-off starts again from FIRST_DELAY_MS only once a socket has stayed up
+// this long: a server that says `ready` and then crashes is not hammered.
+const STABLE_MS = 10000;
 
 /**
  * States: "connecting" (asking discovery, opening), "syncing" (open, hello sent,
@@ -35,6 +38,7 @@ export class ChatConnection {
     this.retryAt = null;
     this.heartbeatTimer = null;
     this.stallTimer = null;
+    this.stableTimer = null;
     this.refused = false; // closed with 4401 since the last `ready`
   }
 
@@ -95,7 +99,10 @@ export class ChatConnection {
       if (frame.type === "ready") {
         clearTimeout(this.stallTimer);
         this.refused = false;
-        this.attempt = 0;
+        clearTimeout(this.stableTimer);
+        this.stableTimer = setTimeout(() => {
+          if (ws === this.ws) this.attempt = 0;
+        }, STABLE_MS);
         this.startHeartbeat(frame.heartbeat_interval);
         this.setState("ready");
       }
@@ -116,6 +123,7 @@ export class ChatConnection {
   closed(ws, code) {
     if (ws !== this.ws) return;
     clearTimeout(this.stallTimer);
+    clearTimeout(this.stableTimer);
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     this.ws = null;
     this.stopHeartbeat();
