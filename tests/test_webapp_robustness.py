@@ -387,3 +387,40 @@ def test_a_server_that_crashes_after_ready_is_not_hammered(tabs, rest, alice, bo
 
     flapping["on"] = False
     expect(page.locator("#chat")).to_have_attribute("data-connection", "ready", timeout=20000)
+
+
+# A page whose timers never fire (what Chrome's throttling of long-hidden tabs
+# does, in the extreme), and a count of the heartbeat frames it sends.
+FROZEN_PAGE_TIMERS = """
+(() => {
+  window.setInterval = () => 0;
+  window.__beats = 0;
+  const real = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data === "string" && data.includes('"type":"heartbeat"')) window.__beats += 1;
+    return real.call(this, data);
+  };
+})();
+"""
+
+
+def test_heartbeats_run_in_a_worker_and_one_goes_when_the_tab_shows(tabs, alice):
+    alice_tab = tabs(alice)
+    page = alice_tab.page
+    page.add_init_script(FROZEN_PAGE_TIMERS)
+    alice_tab.reload()
+    # The test server asks for a beat every 0.5 s: the worker's clock keeps them
+    # going though the page's own intervals never fire.
+    expect(page.locator("#chat")).to_have_attribute("data-connection", "ready")
+    page.wait_for_function("window.__beats >= 4", timeout=5000)
+    assert any(w.url.endswith(".js") and "heartbeat-worker" in w.url for w in page.workers)
+
+    # Coming back into view sends one at once.
+    sent = page.evaluate(
+        """() => {
+            const before = window.__beats;
+            document.dispatchEvent(new Event("visibilitychange"));
+            return window.__beats - before;
+        }"""
+    )
+    assert sent == 1

@@ -36,7 +36,9 @@ export class ChatConnection {
     this.generation = 0;
     this.retryTimer = null;
     this.retryAt = null;
-    this.heartbeatTimer = null;
+    this.heartbeatTimer = null; // the page-timer fallback
+    this.heartbeatInterval = null; // ms, while beating
+    this.worker = undefined; // the heartbeat worker, once asked for (null: none)
     this.stallTimer = null;
     this.stableTimer = null;
     this.refused = false; // closed with 4401 since the last `ready`
@@ -47,6 +49,10 @@ export class ChatConnection {
     // instead of waiting for TCP to notice, and come back as soon as it returns.
     window.addEventListener("offline", () => this.drop());
     window.addEventListener("online", () => this.retryNow());
+    // Back in view: beat at once, whatever the clock did while hidden.
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") this.send({ type: "heartbeat" });
+    });
     this.connect();
   }
 
@@ -177,13 +183,44 @@ export class ChatConnection {
     this.connect();
   }
 
+  /** The heartbeat's clock: a dedicated worker (its timers are not slowed in
+   * a hidden tab), or a page timer where a worker cannot start. */
+  heartbeatClock() {
+    if (this.worker === undefined) {
+      this.worker = null;
+      try {
+        // Through the import map: with hashed static names, the hashed file.
+        const url = import.meta.resolve
+          ? import.meta.resolve("./heartbeat-worker.js")
+          : new URL("./heartbeat-worker.js", import.meta.url).href;
+        const worker = new Worker(url);
+        worker.onmessage = () => this.send({ type: "heartbeat" });
+        worker.onerror = () => {
+          // It did not load: beat on a page timer instead.
+          worker.terminate();
+          this.worker = null;
+          if (this.heartbeatInterval) this.startHeartbeat(this.heartbeatInterval / 1000);
+        };
+        this.worker = worker;
+      } catch {
+        this.worker = null;
+      }
+    }
+    return this.worker;
+  }
+
   startHeartbeat(seconds) {
     this.stopHeartbeat();
     const interval = Math.max(0.2, Number(seconds) || 5) * 1000;
-    this.heartbeatTimer = setInterval(() => this.send({ type: "heartbeat" }), interval);
+    this.heartbeatInterval = interval;
+    const worker = this.heartbeatClock();
+    if (worker) worker.postMessage({ interval });
+    else this.heartbeatTimer = setInterval(() => this.send({ type: "heartbeat" }), interval);
   }
 
   stopHeartbeat() {
+    this.heartbeatInterval = null;
+    this.worker?.postMessage({ interval: 0 });
     clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = null;
   }
