@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth import logout, password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 from knox.models import AuthToken
@@ -104,8 +105,10 @@ def user_password_set(*, user: User, password: str | None) -> None:
 def user_deactivate(*, user: User) -> None:
     # Knox and Django's session backend refuse inactive users on every request;
     # the tokens are deleted anyway so that a reactivation does not revive them.
-    User.objects.filter(pk=user.pk).update(is_active=False)
-    user.is_active = False
+    # The epoch bump signs out every browser session for good: a reactivation
+    # must not bring them back.
+    User.objects.filter(pk=user.pk).update(is_active=False, session_epoch=F("session_epoch") + 1)
+    user.refresh_from_db(fields=["is_active", "session_epoch"])
     AuthToken.objects.filter(user=user).delete()
     # Also devices registered from a browser session (no token to cascade from):
     # a banned user's phone must not keep showing message text.

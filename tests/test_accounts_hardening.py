@@ -162,3 +162,20 @@ def test_demo_logins_are_never_seeded_with_debug_off():
 
     assert result.returncode != 0
     assert "only with DEBUG=1" in result.stderr
+
+
+@pytest.mark.django_db
+def test_reactivating_a_user_does_not_revive_their_old_browser_sessions(alice):
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(alice.user)
+    assert browser.get("/api/v1/me/").status_code == 200
+
+    services.user_deactivate(user=alice.user)
+    User.objects.filter(pk=alice.id).update(is_active=True)
+
+    assert browser.get("/api/v1/me/").status_code == 401
+    fresh = Client()
+    fresh.force_login(User.objects.get(pk=alice.id))
+    assert fresh.get("/api/v1/me/").status_code == 200
