@@ -154,6 +154,9 @@ def test_a_message_written_offline_is_sent_once_back_online(tabs, rest, alice, b
     pending = alice_tab.page.locator("#message-list li.msg.pending")
     expect(pending).to_have_count(1)
     expect(pending).to_contain_text("Sending…")
+    expect(alice_tab.page.locator("#connection-banner")).to_contain_text(
+        "1 message will be sent when you are back"
+    )
     # It waits in the outbox (kept across reloads), not on the server.
     outbox = alice_tab.page.evaluate(f"localStorage.getItem('chat:u{alice.id}:outbox')")
     assert [e["text"] for e in json.loads(outbox)] == ["written in a tunnel"]

@@ -424,3 +424,55 @@ def test_heartbeats_run_in_a_worker_and_one_goes_when_the_tab_shows(tabs, alice)
         }"""
     )
     assert sent == 1
+
+
+def test_the_length_limit_counts_code_points_like_the_server(tabs, rest, alice, bob):
+    conversation = rest(alice).direct(bob.id)
+    alice_tab = tabs(alice)
+    alice_tab.open("Bob B.")
+    # 100,000 emoji: the limit in code points, 200,000 UTF-16 units.
+    text = "😀" * 100_000
+    alice_tab.composer.fill(text)
+    alice_tab.composer.press("Enter")
+    expect(alice_tab.page.locator("#composer-error")).to_have_text("")
+    wait_for(
+        lambda: Message.objects.filter(conversation_id=conversation).exists(),
+        10,
+        "the message was not sent",
+    )
+    assert Message.objects.get(conversation_id=conversation).text == text
+    alice_tab.composer.fill(text + "😀")
+    alice_tab.composer.press("Enter")
+    expect(alice_tab.page.locator("#composer-error")).to_contain_text("at most 100,000")
+
+
+# The window of the page can lose the focus (another window in front of it),
+# switchable by the test; headless chromium always has it.
+FOCUS_SWITCH = """
+(() => {
+  window.__focused = true;
+  Document.prototype.hasFocus = function () { return window.__focused; };
+})();
+"""
+
+
+def test_messages_are_marked_read_only_while_the_window_has_the_focus(tabs, rest, alice, bob):
+    conversation = rest(bob).direct(alice.id)
+    alice_tab = tabs(alice)
+    page = alice_tab.page
+    page.add_init_script(FOCUS_SWITCH)
+    alice_tab.reload()
+    alice_tab.open("Bob B.")
+    page.evaluate("window.__focused = false")
+    rest(bob).send(conversation, "are you looking?")
+    expect(alice_tab.message("are you looking?")).to_have_count(1)
+    page.wait_for_timeout(500)
+    expect(alice_tab.badge("Bob B.")).to_have_text("1")
+    # The count is read out as text (aria-label on a span is not).
+    expect(alice_tab.conversation("Bob B.")).to_contain_text("1 unread")
+    assert not [f for f in alice_tab.frames_sent if f["type"] == "read"]
+
+    page.evaluate("window.__focused = true; window.dispatchEvent(new Event('focus'))")
+    expect(alice_tab.badge("Bob B.")).to_have_count(0)
+    reads = [f for f in alice_tab.frames_sent if f["type"] == "read"]
+    assert reads and reads[-1]["seq"] == 1

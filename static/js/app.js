@@ -69,6 +69,8 @@ function renderNow() {
   let unread = 0;
   for (const c of store.conversations.values()) unread += store.unread(c);
   document.title = unread ? `(${unread}) Chat` : "Chat";
+  // The banner counts the messages waiting to be sent.
+  if (outbox.pending().length !== bannerPending) renderBanner();
 }
 
 store.addEventListener("change", refresh);
@@ -525,17 +527,20 @@ window.addEventListener("storage", (event) => {
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") thread.maybeSeen();
 });
+window.addEventListener("focus", () => thread.maybeSeen());
 
 // --- connection status -----------------------------------------------------------------
 
 let countdown = null;
 const startedAt = Date.now();
+let bannerPending = 0; // the count of waiting messages the banner shows
 
 function renderBanner() {
   const state = connection.state;
   clearInterval(countdown);
   countdown = null;
   const waitingCount = outbox.pending().length;
+  bannerPending = waitingCount;
   const waiting = waitingCount
     ? ` ${waitingCount} message${waitingCount === 1 ? "" : "s"} will be sent when you are back.`
     : " Messages you write will be sent when you are back.";

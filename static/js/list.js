@@ -61,13 +61,12 @@ function item(store, conv, activeId) {
                 { class: `conv-preview${line.typing ? " is-typing" : ""}${line.muted ? " muted" : ""}` },
                 line.text,
               ),
+              // aria-label on a plain span is not read out: the count goes
+              // to screen readers as text, the round badge only to the eye.
               unread
-                ? h(
-                    "span",
-                    { class: "badge", "aria-label": `${unread} unread` },
-                    unread > 99 ? "99+" : String(unread),
-                  )
+                ? h("span", { class: "badge", "aria-hidden": "true" }, unread > 99 ? "99+" : String(unread))
                 : null,
+              unread ? srOnly(`, ${unread} unread`) : null,
             ),
           ),
         ),

@@ -472,7 +472,8 @@ export class ThreadView {
     if (!conv) return;
     const text = this.el.text.value;
     if (!text.trim()) return;
-    if (text.trim().length > this.maxChars) {
+    // The server counts code points (an emoji is one), not UTF-16 units.
+    if ([...text.trim()].length > this.maxChars) {
       this.el.error.textContent = `A message can have at most ${this.maxChars.toLocaleString()} characters.`;
       return;
     }
@@ -491,7 +492,8 @@ export class ThreadView {
   }
 
   maybeSeen() {
-    if (!this.conv || document.visibilityState !== "visible") return;
+    // Read only what is in front of the person: a visible tab in a focused window.
+    if (!this.conv || document.visibilityState !== "visible" || !document.hasFocus()) return;
     if (this.nearBottom() || this.el.scroller.scrollHeight <= this.el.scroller.clientHeight) {
       this.actions.seen(this.conv);
     }
