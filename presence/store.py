@@ -50,26 +50,46 @@ class PresenceStore(Protocol):
 # state, the user's state version. ARGV: device, "user:device", now[, deadline].
 # The announced state makes changes alternate online/offline exactly: a device
 # that timed out but is not swept yet cannot make a second "online".
-_BEAT = """
+# A new version: the Redis clock in microseconds, and above the previous one
+# even if the clock stepped back, so versions keep growing after Redis loses
+# its data (an INCR would start again at 1 and look stale to every client).
+_NEXT_VERSION = """
+local function next_version()
+  local t = redis.call('TIME')
+  local v = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local prev = tonumber(redis.call('GET', KEYS[5]) or '0')
+  if v <= prev then v = prev + 1 end
+  redis.call('SET', KEYS[5], string.format('%d', v))
+  return v
+end
+"""
+
+_BEAT = (
+    _NEXT_VERSION
+    + """
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 if redis.call('GET', KEYS[4]) ~= '1' then
   redis.call('SET', KEYS[4], '1')
-  return redis.call('INCR', KEYS[5])
+  return next_version()
 end
 return 0
 """
+)
 
-_GONE = """
+_GONE = (
+    _NEXT_VERSION
+    + """
 local left = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[3], '+inf')
 if left == 0 and redis.call('GET', KEYS[4]) == '1' then
   redis.call('SET', KEYS[4], '0')
-  return redis.call('INCR', KEYS[5])
+  return next_version()
 end
 return 0
 """
+)
 
 _LEAVE = (
     """
@@ -171,8 +191,10 @@ class MemoryPresenceStore:
         self.versions: dict[int, int] = {}
 
     def _changed(self, user_id: int) -> int:
-        self.versions[user_id] = self.versions.get(user_id, 0) + 1
-        return self.versions[user_id]
+        # Microseconds, like the Redis store's versions, and always growing.
+        version = max(time.time_ns() // 1000, self.versions.get(user_id, 0) + 1)
+        self.versions[user_id] = version
+        return version
 
     def _live(self, user_id: int, now: float) -> int:
         # Overdue devices stay listed until `expire` takes them, as in Redis.

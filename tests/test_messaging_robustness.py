@@ -238,3 +238,20 @@ def test_presence_on_demand_carries_the_version_of_the_last_change(live_daphne, 
 
     assert body[0]["status"] == "online"
     assert body[0]["version"] == frame["version"]
+
+
+def test_presence_versions_keep_growing_after_redis_loses_its_data(live_daphne, alice, bob):
+    from presence.store import get_store
+
+    direct(alice, bob)
+    with connect(live_daphne, bob, cursor=None) as bob_phone:
+        connect(live_daphne, alice, cursor=None).close()
+        bob_phone.expect("presence", user_id=alice.id, status="online")
+        before = bob_phone.expect("presence", user_id=alice.id, status="offline")["version"]
+        store = get_store()
+        store.sync.delete(*store._keys(alice.id))  # as after a Redis restart
+
+        with connect(live_daphne, alice, cursor=None):
+            after = bob_phone.expect("presence", user_id=alice.id, status="online")["version"]
+
+    assert after > before
