@@ -85,6 +85,14 @@ def user_profile_update(
 
 
 @transaction.atomic
+def user_password_changed(*, user: User) -> None:
+    """After a password change made elsewhere (Django's own forms): every API
+    token goes and every socket closes, as with user_password_set."""
+    AuthToken.objects.filter(user=user).delete()
+    _close_sockets(user_id=user.pk)
+
+
+@transaction.atomic
 def user_password_set(*, user: User, password: str | None) -> None:
     """Set a new password (None: disable password log-in) and sign out everywhere.
 
@@ -97,8 +105,7 @@ def user_password_set(*, user: User, password: str | None) -> None:
     else:
         user.set_password(password)
     user.save(update_fields=["password"])
-    AuthToken.objects.filter(user=user).delete()
-    _close_sockets(user_id=user.pk)
+    user_password_changed(user=user)
 
 
 @transaction.atomic

@@ -179,3 +179,26 @@ def test_reactivating_a_user_does_not_revive_their_old_browser_sessions(alice):
     fresh = Client()
     fresh.force_login(User.objects.get(pk=alice.id))
     assert fresh.get("/api/v1/me/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_staff_members_own_password_change_in_the_admin_revokes_their_tokens(make_member):
+    from django.test import Client
+
+    mod = make_member("mod", is_staff=True, is_superuser=True)
+    browser = Client()
+    browser.force_login(mod.user)
+
+    response = browser.post(
+        "/admin/password_change/",
+        {
+            "old_password": mod.password,
+            "new_password1": "fresh-admin-pass-63",
+            "new_password2": "fresh-admin-pass-63",
+        },
+    )
+
+    assert response.status_code == 302
+    assert not AuthToken.objects.filter(user=mod.user).exists()
+    assert api(mod).get("/api/v1/me/").status_code == 401
+    assert browser.get("/admin/").status_code == 200  # this session is kept

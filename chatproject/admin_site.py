@@ -1,0 +1,29 @@
+"""The admin site: Django's, except that a staff member changing their own
+password there signs out their apps like everywhere else."""
+
+from typing import Any
+
+from django.contrib.admin import AdminSite
+from django.contrib.admin.apps import AdminConfig
+from django.http import HttpRequest, HttpResponse
+
+
+class ChatAdminSite(AdminSite):
+    site_header = "Chat moderation"
+    site_title = "Chat moderation"
+
+    def password_change(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        from accounts.services import user_password_changed
+
+        response = super().password_change(request, extra_context)
+        # Django's view redirects after a successful change (it keeps this
+        # session itself with update_session_auth_hash).
+        if request.method == "POST" and response.status_code == 302:
+            user_password_changed(user=request.user)
+        return response
+
+
+class ChatAdminConfig(AdminConfig):
+    default_site = "chatproject.admin_site.ChatAdminSite"
