@@ -10,27 +10,14 @@ Playwright. The PNGs land next to this file.
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 PASSWORD = "screenshot-pass-1"
 DESKTOP = {"width": 1280, "height": 800}
 MOBILE = {"width": 375, "height": 740}
@@ -47,12 +34,6 @@ CAST = [
     ("margaret", "Margaret Hamilton"),
     ("hedy", "Hedy Lamarr"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def environment(var_dir: Path) -> dict[str, str]:
@@ -149,21 +130,6 @@ def seed() -> None:
     services.conversation_mark_read(user_id=bob.pk, conversation_id=bob_chat.pk, seq=6)
 
 
-def wait_healthy(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"daphne exited with {process.returncode}")
-        try:
-            # Our own daphne on the loopback address, http only.
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("daphne did not become healthy")
-
-
 def watch(page) -> None:
     """Print the page's script errors: a screenshot of a broken app is no use."""
     page.on("pageerror", lambda error: print(f"page error: {error}", file=sys.stderr))
@@ -192,6 +158,8 @@ def shoot(base: str) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
+        from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS  # the tests' launch options
+
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_context(viewport=DESKTOP).new_page()
@@ -259,30 +227,15 @@ def main() -> None:
         )
         sys.path.insert(0, str(ROOT))
         seed()
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        daphne = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "chatproject.asgi:application",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_healthy(base, daphne)
+        from tests.support.servers import start_daphne  # the tests' server runner
+
+        daphne = start_daphne({}, var_dir, name="screenshots")
+        base = daphne.url
         shoot(base)
         print(f"screenshots written to {OUT}")
     finally:
         if daphne is not None:
-            daphne.terminate()
-            daphne.wait(timeout=10)
+            daphne.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
 
 
