@@ -285,7 +285,7 @@ class Runner:
         if system == "redis_floor":
             for scenario in scenarios:
                 if system in APPLIES[scenario]:
-                    result = self.run(system, scenario, cfg[scenario])
+                    result = self.run(system, scenario, cfg[scenario], timeout=3600)
                     if scenario == "direct_sweep":
                         result = sweep_entry(result)
                     self.results[scenario][system] = result

@@ -27,7 +27,12 @@ logger = logging.getLogger("relay")
 class Relay:
     def __init__(self, redis_url: str, prefix: str) -> None:
         self.prefix = prefix
-        self.publisher = aredis.Redis.from_url(redis_url, socket_timeout=None)
+        # A blocking pool: redis-py's default asyncio pool raises MaxConnectionsError
+        # once 100 publishes are in flight (seen at 4,000 msg/s over 1,000 pairs).
+        pool = aredis.BlockingConnectionPool.from_url(
+            redis_url, socket_timeout=None, max_connections=64, timeout=None
+        )
+        self.publisher = aredis.Redis(connection_pool=pool)
         self.pubsub = aredis.Redis.from_url(redis_url, socket_timeout=None).pubsub()
         self.rooms: dict[str, set[ServerConnection]] = {}
         self.subscribed = asyncio.Event()
