@@ -35,7 +35,7 @@ def ours_env() -> dict[str, str]:
         "SECRET_KEY": "bench-secret-key-not-for-production-0123456789abcdef",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "0",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_OURS_LOG_LEVEL", "WARNING"),
         # History pages are fetched back to back by one user: lift the per-user
         # REST throttle (1200/min by default) so that it is not what we measure.
         "THROTTLE_USER": "10000000/min",
