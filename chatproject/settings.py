@@ -137,6 +137,7 @@ AUTH_USER_MODEL = "accounts.User"
 # --- Redis: channel layer, cache, Celery broker ---------------------------
 REDIS_URL = env_str("REDIS_URL")
 REDIS_PREFIX = env_str("REDIS_PREFIX", "chat")
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -151,7 +152,7 @@ if REDIS_URL:
                         "socket_timeout": None,
                         # redis-py's asyncio pool raises when exhausted instead of
                         # waiting; a connect storm reaches the default of 100.
-                        "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000),
+                        "max_connections": REDIS_MAX_CONNECTIONS,
                     }
                 ],
                 "prefix": f"{REDIS_PREFIX}:asgi",

@@ -120,7 +120,13 @@ class RedisPresenceStore:
     @property
     def client(self) -> aredis.Redis:
         if self._async is None:
-            self._async = aredis.Redis.from_url(self.url)
+            # A blocking pool: redis-py's default asyncio pool raises
+            # MaxConnectionsError when a burst of beats has every connection
+            # out (seen at 2,000 beating sockets); these wait for one instead.
+            pool = aredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=settings.REDIS_MAX_CONNECTIONS // 4, timeout=10
+            )
+            self._async = aredis.Redis(connection_pool=pool)
         return self._async
 
     def _keys(self, user_id: int) -> list[str]:
