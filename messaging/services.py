@@ -77,6 +77,32 @@ def _require_group(conversation: Conversation) -> None:
         raise InvalidInput("Direct conversations have no members to manage.", code="not_a_group")
 
 
+def _lock_group(
+    conversation_id: int, actor_id: int
+) -> tuple[Conversation, list[Membership], Membership]:
+    """Lock a group for a change by one of its members: (conversation, members, actor)."""
+    conversation = _lock_conversation(conversation_id)
+    members = _members(conversation)
+    actor = _membership_of(members, actor_id)
+    _require_group(conversation)
+    return conversation, members, actor
+
+
+def _member(members: list[Membership], user_id: int) -> Membership:
+    for membership in members:
+        if membership.user_id == user_id:
+            return membership
+    raise NotFound("That user is not a member.", code="member_not_found")
+
+
+def _emit_updated(conversation: Conversation, members: list[Membership]) -> None:
+    inbox_append(
+        user_ids=[m.user_id for m in members],
+        kind="conversation.updated",
+        payload={"conversation": wire.conversation_dict(conversation, members)},
+    )
+
+
 def _active_users(user_ids: Iterable[int]) -> list[User]:
     ids = set(user_ids)
     users = list(User.objects.filter(pk__in=ids, is_active=True))
@@ -193,30 +219,20 @@ def conversation_group_create(
 
 @transaction.atomic
 def conversation_rename(*, actor_id: int, conversation_id: int, title: str) -> Conversation:
-    conversation = _lock_conversation(conversation_id)
-    members = _members(conversation)
-    actor = _membership_of(members, actor_id)
-    _require_group(conversation)
+    conversation, members, actor = _lock_group(conversation_id, actor_id)
     _require_manager(actor)
     title = title.strip()
     if not title:
         raise InvalidInput("A group needs a title.", code="invalid_title")
     conversation.title = title[:200]
     conversation.save(update_fields=["title"])
-    inbox_append(
-        user_ids=[m.user_id for m in members],
-        kind="conversation.updated",
-        payload={"conversation": wire.conversation_dict(conversation, members)},
-    )
+    _emit_updated(conversation, members)
     return conversation
 
 
 @transaction.atomic
 def members_add(*, actor_id: int, conversation_id: int, user_ids: Iterable[int]) -> Conversation:
-    conversation = _lock_conversation(conversation_id)
-    members = _members(conversation)
-    actor = _membership_of(members, actor_id)
-    _require_group(conversation)
+    conversation, members, actor = _lock_group(conversation_id, actor_id)
     _require_manager(actor)
     present = {m.user_id for m in members}
     new = sorted(set(user_ids) - present)
@@ -234,13 +250,8 @@ def members_add(*, actor_id: int, conversation_id: int, user_ids: Iterable[int])
 @transaction.atomic
 def member_remove(*, actor_id: int, conversation_id: int, user_id: int) -> None:
     """Remove a member (owner/admins), or leave (anyone, for themselves)."""
-    conversation = _lock_conversation(conversation_id)
-    members = _members(conversation)
-    actor = _membership_of(members, actor_id)
-    _require_group(conversation)
-    target = next((m for m in members if m.user_id == user_id), None)
-    if target is None:
-        raise NotFound("That user is not a member.", code="member_not_found")
+    conversation, members, actor = _lock_group(conversation_id, actor_id)
+    target = _member(members, user_id)
     if user_id != actor_id:
         _require_manager(actor)
         if target.role == Membership.Role.OWNER:
@@ -257,35 +268,22 @@ def member_remove(*, actor_id: int, conversation_id: int, user_id: int) -> None:
         heir = next((m for m in remaining if m.role == Membership.Role.ADMIN), remaining[0])
         heir.role = Membership.Role.OWNER
         heir.save(update_fields=["role"])
-        inbox_append(
-            user_ids=[m.user_id for m in remaining],
-            kind="conversation.updated",
-            payload={"conversation": wire.conversation_dict(conversation, remaining)},
-        )
+        _emit_updated(conversation, remaining)
 
 
 @transaction.atomic
 def member_set_role(*, actor_id: int, conversation_id: int, user_id: int, role: str) -> None:
-    conversation = _lock_conversation(conversation_id)
-    members = _members(conversation)
-    actor = _membership_of(members, actor_id)
-    _require_group(conversation)
+    conversation, members, actor = _lock_group(conversation_id, actor_id)
     if actor.role != Membership.Role.OWNER:
         raise PermissionDenied("Only the owner can change roles.")
     if role not in (Membership.Role.ADMIN, Membership.Role.MEMBER):
         raise InvalidInput("`role` is admin or member.", code="invalid_role")
-    target = next((m for m in members if m.user_id == user_id), None)
-    if target is None:
-        raise NotFound("That user is not a member.", code="member_not_found")
+    target = _member(members, user_id)
     if target.role == Membership.Role.OWNER:
         raise PermissionDenied("The owner's role cannot be changed.")
     target.role = role
     target.save(update_fields=["role"])
-    inbox_append(
-        user_ids=[m.user_id for m in members],
-        kind="conversation.updated",
-        payload={"conversation": wire.conversation_dict(conversation, members)},
-    )
+    _emit_updated(conversation, members)
 
 
 # --- messages -------------------------------------------------------------
