@@ -14,6 +14,11 @@ from messaging.api import serializers as s
 from messaging.models import Conversation
 
 
+def conversation_body(request: Request, conversation_id: int) -> dict:
+    """The conversation as the caller sees it: the answer of every call that changes one."""
+    return selectors.conversation_for_user(user_id=request.user.pk, conversation_id=conversation_id)
+
+
 def parsed(serializer: type[Serializer], data: object) -> dict:
     instance = serializer(data=data)
     instance.is_valid(raise_exception=True)
@@ -48,20 +53,14 @@ class ConversationListView(APIView):
                 owner=request.user, title=data["title"], member_ids=data.get("member_ids", [])
             )
             created = True
-        body = selectors.conversation_for_user(
-            user_id=request.user.pk, conversation_id=conversation.pk
-        )
+        body = conversation_body(request, conversation.pk)
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class ConversationDetailView(APIView):
     @extend_schema(responses={200: s.ConversationOut, **error_responses(401, 404, 429)})
     def get(self, request: Request, conversation_id: int) -> Response:
-        return Response(
-            selectors.conversation_for_user(
-                user_id=request.user.pk, conversation_id=conversation_id
-            )
-        )
+        return Response(conversation_body(request, conversation_id))
 
     @extend_schema(
         request=s.ConversationUpdateIn,
@@ -72,11 +71,7 @@ class ConversationDetailView(APIView):
         services.conversation_rename(
             actor_id=request.user.pk, conversation_id=conversation_id, title=data["title"]
         )
-        return Response(
-            selectors.conversation_for_user(
-                user_id=request.user.pk, conversation_id=conversation_id
-            )
-        )
+        return Response(conversation_body(request, conversation_id))
 
 
 class MembersView(APIView):
@@ -89,11 +84,7 @@ class MembersView(APIView):
         services.members_add(
             actor_id=request.user.pk, conversation_id=conversation_id, user_ids=data["user_ids"]
         )
-        return Response(
-            selectors.conversation_for_user(
-                user_id=request.user.pk, conversation_id=conversation_id
-            )
-        )
+        return Response(conversation_body(request, conversation_id))
 
 
 class MemberView(APIView):
@@ -120,11 +111,7 @@ class MemberView(APIView):
             user_id=user_id,
             role=data["role"],
         )
-        return Response(
-            selectors.conversation_for_user(
-                user_id=request.user.pk, conversation_id=conversation_id
-            )
-        )
+        return Response(conversation_body(request, conversation_id))
 
 
 class MessagesView(APIView):
