@@ -268,6 +268,10 @@ CHAT_MAX_REPLAY = env_int("CHAT_MAX_REPLAY", 10_000)
 # Seconds between a socket's checks of its inbox head on heartbeat (a dropped
 # last event is delivered within this).
 CHAT_HEAD_CHECK = env_float("CHAT_HEAD_CHECK", 15.0)
+# Sends waiting to be stored per chat server; past this a send is answered
+# `overloaded` (messaging/send_queue.py). At most this many go in one batch.
+CHAT_SEND_QUEUE_MAX = env_int("CHAT_SEND_QUEUE_MAX", 2000)
+CHAT_SEND_BATCH_MAX = env_int("CHAT_SEND_BATCH_MAX", 200)
 PRESENCE_HEARTBEAT_INTERVAL = env_float("PRESENCE_HEARTBEAT_INTERVAL", 5.0)
 PRESENCE_TIMEOUT = env_float("PRESENCE_TIMEOUT", 30.0)
 # Groups up to this size get live presence; members of bigger ones ask on demand.

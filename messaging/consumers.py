@@ -15,11 +15,13 @@ from django.db import close_old_connections
 
 from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid
 from chatproject.converters import BIGINT_MAX
-from chatproject.errors import ChatError, InvalidInput
+from chatproject.errors import ChatError, InvalidInput, NotFound
 from chatproject.realtime import collecting_sends, send_many, user_group
-from messaging import wire
 from messaging.inbox import inbox_head, inbox_read
-from messaging.services import conversation_mark_read, message_send
+from messaging.selectors import message_wire
+from messaging.send_queue import send_queue
+from messaging.send_store import Send
+from messaging.services import clean_client_msg_id, clean_text, conversation_mark_read
 from messaging.typing_indicator import (
     TYPING_EXPIRES_SECONDS,
     TYPING_THROTTLE_SECONDS,
@@ -235,24 +237,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_send(self, frame: dict[str, Any]) -> None:
-        conversation_id = _int_field(frame, "conversation_id")
-        result, outgoing = await write(
-            message_send,
+        send = Send(
+            conversation_id=_int_field(frame, "conversation_id"),
             sender_id=self.user_id,
-            conversation_id=conversation_id,
-            client_msg_id=frame.get("client_msg_id"),
-            text=frame.get("text"),
+            client_msg_id=clean_client_msg_id(frame.get("client_msg_id")),
+            text=clean_text(frame.get("text")),
         )
-        # Committed: acknowledge, then deliver to every member's devices.
+        # Returns once committed; the queue delivers to every member's devices.
+        stored = await send_queue().store(send)
+        if stored.status == "not_found":
+            raise NotFound("No such conversation.", code="conversation_not_found")
+        message = stored.message or await db(message_wire)(message_id=stored.message_id)
         await self.send_json(
             {
                 "type": "ack",
-                "client_msg_id": result.message.client_msg_id,
-                "duplicate": not result.created,
-                "message": wire.message_dict(result.message),
+                "client_msg_id": send.client_msg_id,
+                "duplicate": stored.status == "duplicate",
+                "message": message,
             }
         )
-        await send_many(outgoing)
 
     async def on_read(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation_id")

@@ -135,3 +135,8 @@ def sync_page(*, user_id: int, cursor: int, limit: int | None = None) -> dict[st
         # A cursor from the future (say, a restored server): start over from the head.
         return {"events": [], "cursor": head, "has_more": False, "reset": True}
     return {"events": events, "cursor": new_cursor, "has_more": has_more, "reset": False}
+
+
+def message_wire(*, message_id: int) -> dict[str, Any]:
+    """A stored message as the sender's `ack` shows it (resends)."""
+    return wire.message_dict(Message.objects.get(pk=message_id))

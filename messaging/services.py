@@ -14,15 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from chatproject.errors import ChatError, InvalidInput, NotFound, PermissionDenied
-from messaging import selectors, wire
+from chatproject.realtime import send_many_on_commit
+from messaging import selectors, send_store, wire
 from messaging.inbox import inbox_append, inbox_ensure
 from messaging.models import Conversation, Membership, Message
-from notifications.tasks import push_new_message
+from messaging.send_store import Send
+from notifications.tasks import push_new_messages
 
 # Whitespace, separators, controls and format characters (zero-width space,
 # joiners, direction marks): a message of only these shows nothing.
@@ -295,17 +297,50 @@ def _existing_send(conversation_id: int, sender_id: int, client_msg_id: str) -> 
     ).first()
 
 
-@transaction.atomic
 def message_send(
     *, sender_id: int, conversation_id: int, client_msg_id: object, text: object
 ) -> SendResult:
-    client_msg_id = clean_client_msg_id(client_msg_id)
-    text = clean_text(text)
-    conversation = _lock_conversation(conversation_id)
+    send = Send(
+        conversation_id=conversation_id,
+        sender_id=sender_id,
+        client_msg_id=clean_client_msg_id(client_msg_id),
+        text=clean_text(text),
+    )
+    if connection.vendor == "postgresql":
+        return _message_send_sql(send)
+    return message_send_orm(send)
+
+
+@transaction.atomic
+def _message_send_sql(send: Send) -> SendResult:
+    """One statement: the batch function of migration 0002 with a batch of one."""
+    with connection.cursor() as cursor:
+        cursor.execute(send_store.SQL, send_store.params([send], timezone.now()))
+        stored = send_store.parse(cursor.fetchone())
+    return send_result(stored)
+
+
+def send_result(stored: send_store.Stored) -> SendResult:
+    """What a stored send means for the sender (and, if new, for everyone else)."""
+    if stored.status == "not_found":
+        raise NotFound("No such conversation.", code="conversation_not_found")
+    message = Message.objects.get(pk=stored.message_id)
+    if stored.status == "duplicate":
+        return SendResult(message, created=False)
+    send_many_on_commit(send_store.outgoing([stored]))
+    # Members with no device online get a push; the worker decides who, when it runs.
+    push_new_messages.delay_on_commit([message.pk])
+    return SendResult(message, created=True)
+
+
+@transaction.atomic
+def message_send_orm(send: Send) -> SendResult:
+    """The same rules as `messaging_send_batch`, for databases without it."""
+    conversation = _lock_conversation(send.conversation_id)
     # Checked under the lock (a concurrent resend of the same id has committed
     # by now) and before membership: a message that was stored is acknowledged
     # on resend even if the sender has since left.
-    existing = _existing_send(conversation.pk, sender_id, client_msg_id)
+    existing = _existing_send(conversation.pk, send.sender_id, send.client_msg_id)
     if existing is not None:
         return SendResult(existing, created=False)
     members = dict(
@@ -314,7 +349,7 @@ def message_send(
         )
     )
     # A deactivated sender is refused even on a socket that has not closed yet.
-    if not members.get(sender_id):
+    if not members.get(send.sender_id):
         raise NotFound("No such conversation.", code="conversation_not_found")
     member_ids = list(members)
 
@@ -325,20 +360,19 @@ def message_send(
     message = Message.objects.create(
         conversation=conversation,
         seq=conversation.last_seq,
-        sender_id=sender_id,
-        client_msg_id=client_msg_id,
-        text=text,
+        sender_id=send.sender_id,
+        client_msg_id=send.client_msg_id,
+        text=send.text,
         created_at=now,
     )
     # Sending implies having read everything before: unread counts only others' messages.
-    Membership.objects.filter(conversation=conversation, user_id=sender_id).update(
+    Membership.objects.filter(conversation=conversation, user_id=send.sender_id).update(
         last_read_seq=message.seq
     )
     inbox_append(
         user_ids=member_ids, kind="message.new", payload={"message": wire.message_dict(message)}
     )
-    # Members with no device online get a push; the worker decides who, when it runs.
-    push_new_message.delay_on_commit(message.pk)
+    push_new_messages.delay_on_commit([message.pk])
     return SendResult(message, created=True)
 
 

@@ -17,11 +17,16 @@ class PushRetry(Exception):
 
 
 @shared_task(ignore_result=True, acks_late=True)
-def push_new_message(message_id: int) -> int:
-    devices = message_push_targets(message_id=message_id)
-    for device_id in devices:
-        push_to_device.delay(message_id, device_id)
-    return len(devices)
+def push_new_messages(message_ids: list[int]) -> int:
+    """One task per stored batch of messages: a busy chat server publishes one
+    task per batch, not one per message."""
+    pushed = 0
+    for message_id in message_ids:
+        devices = message_push_targets(message_id=message_id)
+        for device_id in devices:
+            push_to_device.delay(message_id, device_id)
+        pushed += len(devices)
+    return pushed
 
 
 @shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=len(RETRY_DELAYS))

@@ -1,0 +1,72 @@
+"""Storing sends on PostgreSQL: one call of `messaging_send_batch` (migration
+0002) per batch. Shared by the sync service (REST, one send) and the socket's
+send queue (many sends, async connection), so both store exactly alike."""
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from chatproject.realtime import Outgoing
+from messaging import wire
+
+SQL = "SELECT status, message_id, message, user_ids, cursors FROM messaging_send_batch(%s, %s, %s)"
+
+
+@dataclass(frozen=True)
+class Send:
+    """A send that passed validation (`clean_text`, `clean_client_msg_id`)."""
+
+    conversation_id: int
+    sender_id: int
+    client_msg_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Stored:
+    status: Literal["created", "duplicate", "not_found"]
+    message_id: int | None
+    # The wire shape of a created message; None for the other statuses.
+    message: dict[str, Any] | None = None
+    # (user id, inbox cursor) of every member's `message.new` event.
+    events: list[tuple[int, int]] = field(default_factory=list)
+
+
+def params(sends: Sequence[Send], now: datetime) -> tuple[str, datetime, str]:
+    body = json.dumps(
+        [
+            {
+                "conversation_id": s.conversation_id,
+                "sender_id": s.sender_id,
+                "client_msg_id": s.client_msg_id,
+                "text": s.text,
+            }
+            for s in sends
+        ],
+        ensure_ascii=False,
+    )
+    return body, now, wire.iso(now) or ""
+
+
+def parse(row: Sequence[Any]) -> Stored:
+    status, message_id, message, user_ids, cursors = row
+    if isinstance(message, str):
+        # Django's cursor hands jsonb over as text; psycopg's own as a dict.
+        message = json.loads(message)
+    events = list(zip(user_ids or [], cursors or [], strict=True))
+    return Stored(status, message_id, message, events)
+
+
+def outgoing(stored: Iterable[Stored]) -> Outgoing:
+    """The live `message.new` deliveries for what a batch created."""
+    messages: Outgoing = []
+    for item in stored:
+        if item.status != "created":
+            continue
+        for user_id, cursor in item.events:
+            frame = {"type": "event", "cursor": cursor, "kind": "message.new"}
+            frame["message"] = item.message
+            messages.append((user_id, {"type": "inbox.event", "event": frame}))
+    return messages
