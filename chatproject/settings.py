@@ -139,28 +139,21 @@ REDIS_URL = env_str("REDIS_URL")
 REDIS_PREFIX = env_str("REDIS_PREFIX", "chat")
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
 
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        # redis-py 8 defaults to a 5 s socket timeout, equal to the
-                        # layer's blocking read: idle consumers would die with 1011.
-                        "socket_timeout": None,
-                        # redis-py's asyncio pool raises when exhausted instead of
-                        # waiting; a connect storm reaches the default of 100.
-                        "max_connections": REDIS_MAX_CONNECTIONS,
-                    }
-                ],
-                "prefix": f"{REDIS_PREFIX}:asgi",
-                "capacity": env_int("CHANNEL_CAPACITY", 1000),
-                "expiry": 60,
-            },
-        }
+# Our layer (chatproject/channel_layer.py): one PUBLISH per group message and
+# fan-out inside each chat server; in-process when there is no Redis.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "chatproject.channel_layer.ChatChannelLayer",
+        "CONFIG": {
+            "url": REDIS_URL,
+            "prefix": f"{REDIS_PREFIX}:asgi",
+            # Messages waiting per socket; past it the socket repairs from its inbox.
+            "capacity": env_int("CHANNEL_CAPACITY", 1000),
+            "max_connections": REDIS_MAX_CONNECTIONS,
+        },
     }
+}
+if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -169,7 +162,6 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery ----------------------------------------------------------------

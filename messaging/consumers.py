@@ -292,10 +292,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await device_beat(user_id=self.user_id, device=self.channel_name)
         if now - self.head_checked_at < settings.CHAT_HEAD_CHECK:
             return
-        self.head_checked_at = now
-        # The channel layer may drop an event: a revocation (so look at the
-        # credentials again) or the last message (no later one would reveal the
-        # gap, so look at the inbox head).
+        await self.repair()
+
+    async def repair(self) -> None:
+        """Deliver whatever the channel layer may have dropped: a revocation (so
+        look at the credentials again) or events (so read the inbox up to its
+        head; nothing later would reveal a dropped last event)."""
+        self.head_checked_at = time.monotonic()
         if not await credentials_still_valid(user_id=self.user_id, token_key=self.token_key):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
@@ -317,6 +320,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # layer. It is committed (ours is), so read it from the inbox.
             await self.catch_up(upto=frame["cursor"] - 1)
         await self.send_events([frame])
+
+    async def layer_gap(self, message: dict[str, Any]) -> None:
+        # The layer could not deliver everything (this socket fell behind, or
+        # Redis was briefly lost): it says so instead of dropping in silence.
+        await self.repair()
 
     async def typing_event(self, message: dict[str, Any]) -> None:
         await self.send_json(

@@ -36,7 +36,7 @@ def test_healthz_reports_postgres_and_redis_layer(live_daphne):
     assert body == {
         "status": "ok",
         "database": "postgresql",
-        "channel_layer": "RedisChannelLayer",
+        "channel_layer": "redis",
         "failing": {},
     }
 
@@ -118,7 +118,7 @@ def test_make_run_serves_the_embedded_default(tmp_path):
     output = log_path.read_text()
     assert status == 200
     assert body["database"] == "sqlite"
-    assert body["channel_layer"] == "InMemoryChannelLayer"
+    assert body["channel_layer"] == "in-process"
     assert 'name="password"' in admin_page
     assert f"http://127.0.0.1:{port}/" in output
     assert "alice  / alice-demo-pass" in output

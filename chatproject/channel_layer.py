@@ -1,0 +1,334 @@
+"""Our channel layer: one Redis PUBLISH per group message, fan-out in the process.
+
+Why not channels_redis (measured in docs/benchmarks.md, FIELD-NOTES):
+- its core layer costs ~1 ms of CPU per `group_send` and, past its capacity,
+  drops group messages for every socket of a process, logging at INFO;
+- its pub/sub layer sends one PUBLISH at a time under a lock and subscribes
+  every socket's own channel in Redis.
+
+Here a process subscribes once per *group* it has sockets in (a user's
+`user.<id>`), on one pub/sub connection; a batch of group messages is one
+pipelined round trip; the reader task hands each message to the local
+sockets of its group. Sockets' own channels stay in the process (a `send` to
+one travels through the process's Redis channel, so /healthz sees a real
+round trip).
+
+Delivery is at most once, like every channel layer, but never silently
+short: a socket whose queue is full, and every socket after the pub/sub
+connection was lost, gets one `layer.gap` message. The chat consumer answers
+it by reading its inbox (everything that matters is stored first).
+
+Without a Redis URL (the embedded `make run`) the same layer works inside the
+process.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import string
+from collections.abc import Iterable
+from typing import Any
+
+import msgpack
+import redis
+import redis.asyncio as aioredis
+from channels.layers import BaseChannelLayer
+
+logger = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+GAP: Message = {"type": "layer.gap"}
+
+
+class _Channel:
+    """A socket's queue; `gapped` while a gap message waits in it."""
+
+    __slots__ = ("gapped", "queue")
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.gapped = False
+
+
+def _random(n: int) -> str:
+    return "".join(random.choices(string.ascii_letters + string.digits, k=n))
+
+
+class ChatChannelLayer(BaseChannelLayer):
+    extensions = ["groups", "flush"]
+
+    def __init__(
+        self,
+        url: str | None = None,
+        prefix: str = "asgi",
+        capacity: int = 1000,
+        max_connections: int = 50,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(capacity=capacity, **kwargs)
+        self.url = url or None
+        self.prefix = prefix
+        self.max_connections = max_connections
+        self.process = _random(12)
+        self.channels: dict[str, _Channel] = {}
+        self.groups: dict[str, set[str]] = {}
+        # The loop the sockets live on: where the reader runs and local
+        # deliveries happen (daphne has one).
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._publishers: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+        self._sync_publisher: redis.Redis | None = None
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._subscribed: dict[str, asyncio.Future[None]] = {}
+
+    # --- names -------------------------------------------------------------
+
+    def _redis_name(self, group: str) -> str:
+        return f"{self.prefix}:g:{group}"
+
+    @property
+    def reader_name(self) -> str:
+        """The pub/sub connection's CLIENT name, to find it in CLIENT LIST."""
+        return f"{self.prefix}:reader:{self.process}"
+
+    @property
+    def _process_channel(self) -> str:
+        return f"{self.prefix}:p:{self.process}"
+
+    # --- the channel layer API --------------------------------------------
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        await self._start()
+        name = f"{prefix}{self.process}!{_random(12)}"
+        self.channels[name] = _Channel()
+        return name
+
+    async def receive(self, channel: str) -> Message:
+        local = self.channels.get(channel)
+        if local is None:
+            local = self.channels[channel] = _Channel()
+        try:
+            message = await local.queue.get()
+        except asyncio.CancelledError:
+            # The consumer is gone (Channels cancels its receive on exit).
+            self.channels.pop(channel, None)
+            raise
+        if message is GAP:
+            local.gapped = False
+        return message
+
+    async def send(self, channel: str, message: Message) -> None:
+        if self.url is None:
+            self._deliver_to(channel, message)
+            return
+        process = channel.partition("!")[0].rpartition(".")[2]
+        payload = msgpack.packb({"c": channel, "m": message}, use_bin_type=True)
+        await self._publisher().publish(f"{self.prefix}:p:{process}", payload)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await self._start()
+        members = self.groups.setdefault(group, set())
+        members.add(channel)
+        if self.url is not None:
+            await self._subscribe(group)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        members = self.groups.get(group)
+        if members is None:
+            return
+        members.discard(channel)
+        if members or self.url is None:
+            if not members:
+                del self.groups[group]
+            return
+        del self.groups[group]
+        future = self._subscribed.pop(group, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+        if future is not None and self._pubsub is not None:
+            try:
+                await self._pubsub.unsubscribe(self._redis_name(group))
+            except (redis.RedisError, OSError) as error:
+                logger.warning("unsubscribe %s failed: %r", group, error)
+
+    async def group_send(self, group: str, message: Message) -> None:
+        await self.group_send_many([(group, message)])
+
+    async def group_send_many(self, messages: Iterable[tuple[str, Message]]) -> None:
+        """Many group messages in one round trip (in order per group)."""
+        messages = list(messages)
+        if not messages:
+            return
+        if self.url is None:
+            for group, message in messages:
+                self._deliver_group(group, message)
+            return
+        async with self._publisher().pipeline(transaction=False) as pipe:
+            for group, message in messages:
+                pipe.publish(self._redis_name(group), msgpack.packb(message, use_bin_type=True))
+            await pipe.execute()
+
+    def group_send_many_sync(self, messages: Iterable[tuple[str, Message]]) -> None:
+        """The same from a thread without an event loop (views, tasks, admin)."""
+        messages = list(messages)
+        if not messages:
+            return
+        if self.url is None:
+            if self.loop is not None and not self.loop.is_closed():
+                self.loop.call_soon_threadsafe(self._deliver_groups, messages)
+            return
+        if self._sync_publisher is None:
+            pool = redis.BlockingConnectionPool.from_url(
+                self.url, max_connections=self.max_connections, timeout=None
+            )
+            self._sync_publisher = redis.Redis(connection_pool=pool)
+        with self._sync_publisher.pipeline(transaction=False) as pipe:
+            for group, message in messages:
+                pipe.publish(self._redis_name(group), msgpack.packb(message, use_bin_type=True))
+            pipe.execute()
+
+    async def ping(self) -> None:
+        """A round trip through Redis and back into this process (/healthz)."""
+        channel = await self.new_channel("healthz.")
+        try:
+            await self.send(channel, {"type": "healthz.ping"})
+            message = await self.receive(channel)
+        finally:
+            self.channels.pop(channel, None)
+        if message.get("type") != "healthz.ping":
+            raise RuntimeError("channel layer returned a different message")
+
+    async def close(self) -> None:
+        """Stop reading and close connections (tests; daphne just exits)."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        for client in self._publishers.values():
+            await client.aclose()
+        self._publishers.clear()
+
+    async def flush(self) -> None:
+        self.channels.clear()
+        self.groups.clear()
+
+    # --- local delivery ----------------------------------------------------
+
+    def _deliver_to(self, channel: str, message: Message) -> None:
+        local = self.channels.get(channel)
+        if local is None:
+            return
+        if local.gapped:
+            return
+        if local.queue.qsize() >= self.capacity:
+            # Not dropped silently: the consumer repairs from what is stored.
+            local.gapped = True
+            local.queue.put_nowait(GAP)
+            return
+        local.queue.put_nowait(message)
+
+    def _deliver_group(self, group: str, message: Message) -> None:
+        for channel in self.groups.get(group, ()):
+            self._deliver_to(channel, message)
+
+    def _deliver_groups(self, messages: list[tuple[str, Message]]) -> None:
+        for group, message in messages:
+            self._deliver_group(group, message)
+
+    # --- Redis -------------------------------------------------------------
+
+    def _publisher(self) -> aioredis.Redis:
+        # redis.asyncio clients belong to one event loop; async_to_sync calls
+        # from threads run on loops of their own.
+        loop = asyncio.get_running_loop()
+        client = self._publishers.get(loop)
+        if client is None:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=self.max_connections, timeout=None
+            )
+            client = self._publishers[loop] = aioredis.Redis(connection_pool=pool)
+        return client
+
+    async def _start(self) -> None:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        if self.url is None or self._reader is not None:
+            return
+        self._reader = asyncio.create_task(self._read(), name="channel-layer-reader")
+        # Wait for the process channel: from here on, subscribing works.
+        await self._subscribe_raw(self._process_channel)
+
+    async def _subscribe(self, group: str) -> None:
+        future = self._subscribed.get(group)
+        if future is None:
+            future = self._subscribed[group] = asyncio.get_running_loop().create_future()
+            await self._pubsub_ready()
+            await self._pubsub.subscribe(self._redis_name(group))
+        # Redis confirms the subscription on the reader; until then a publish
+        # could miss this process (the consumer joins *before* replaying).
+        await asyncio.shield(future)
+
+    async def _subscribe_raw(self, name: str) -> None:
+        future = self._subscribed.get(name)
+        if future is None:
+            future = self._subscribed[name] = asyncio.get_running_loop().create_future()
+            await self._pubsub_ready()
+            await self._pubsub.subscribe(name)
+        await asyncio.shield(future)
+
+    async def _pubsub_ready(self) -> None:
+        while self._pubsub is None:
+            await asyncio.sleep(0.01)
+
+    async def _read(self) -> None:
+        backoff = 0.1
+        while True:
+            client = aioredis.Redis.from_url(
+                self.url, socket_timeout=None, client_name=self.reader_name
+            )
+            pubsub = client.pubsub()
+            try:
+                # Re-subscribe whatever was subscribed before a reconnect.
+                names = [self._process_channel] + [self._redis_name(g) for g in self.groups]
+                self._pubsub = pubsub
+                await pubsub.subscribe(*names)
+                while True:
+                    item = await pubsub.get_message(timeout=1.0)
+                    if item is not None:
+                        self._on_item(item)
+                        backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.warning("channel layer lost Redis (%r); reconnecting", error)
+                self._pubsub = None
+                # Anything published meanwhile missed this process: every socket repairs.
+                for local in list(self.channels.values()):
+                    if not local.gapped:
+                        local.gapped = True
+                        local.queue.put_nowait(GAP)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                try:
+                    await pubsub.aclose()
+                    await client.aclose()
+                except Exception as error:
+                    logger.debug("closing the lost pub/sub connection: %r", error)
+
+    def _on_item(self, item: dict[str, Any]) -> None:
+        kind = item["type"]
+        name = item["channel"].decode()
+        if kind == "message":
+            data = msgpack.unpackb(item["data"], raw=False)
+            if name == self._process_channel:
+                self._deliver_to(data["c"], data["m"])
+            else:
+                self._deliver_group(name.removeprefix(f"{self.prefix}:g:"), data)
+        elif kind == "subscribe":
+            key = name if name == self._process_channel else name.removeprefix(f"{self.prefix}:g:")
+            future = self._subscribed.get(key)
+            if future is not None and not future.done():
+                future.set_result(None)

@@ -1,0 +1,262 @@
+"""The fast send path: batched storage in PostgreSQL, the bounded send queue,
+and our channel layer's promise to say when it fell short (`layer.gap`).
+
+Cast: alice and bob talk, charlie should have no access."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+import redis
+from django.conf import settings
+
+from chatproject.channel_layer import GAP, ChatChannelLayer
+from chatproject.errors import NotFound
+from messaging import wire
+from messaging.models import InboxEvent, Membership, Message
+from messaging.send_store import Send
+from messaging.services import _message_send_sql, message_send_orm
+from tests.messaging_helpers import direct, group, new_id, send
+from tests.support.ws import open_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+IMPLEMENTATIONS = {"sql": _message_send_sql, "orm": message_send_orm}
+
+
+def connect(server, member, cursor: int | None = 0):
+    sock = open_socket(server.ws_url, token=member.token)
+    sock.send({"type": "hello", "cursor": cursor})
+    sock.expect("ready")
+    return sock
+
+
+def send_frame(conversation: int, text: str, client_msg_id: str | None = None) -> dict:
+    return {
+        "type": "send",
+        "conversation_id": conversation,
+        "client_msg_id": client_msg_id or new_id(),
+        "text": text,
+    }
+
+
+# --- the two implementations of one set of rules ----------------------------
+
+
+@pytest.mark.parametrize("store", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS.keys())
+def test_both_send_implementations_store_alike(store, alice, bob, charlie, make_member):
+    """The SQL function is what runs on PostgreSQL; the ORM version runs on
+    SQLite (`make run`). Both must keep the same rules."""
+    carol = make_member("carol")
+    conversation = group(alice, bob, carol)
+    heads = {m.id: _head(m.id) for m in (alice, bob, carol)}
+
+    first = store(Send(conversation, bob.id, "m1", "hello"))
+    second = store(Send(conversation, alice.id, "m2", "hi bob"))
+
+    assert (first.created, second.created) == (True, True)
+    assert (first.message.seq, second.message.seq) == (1, 2)
+    stored = Message.objects.get(pk=first.message.pk)
+    assert (stored.text, stored.sender_id, stored.client_msg_id) == ("hello", bob.id, "m1")
+    # Every member's inbox has both, in order, with the message as the wire shows it.
+    for member in (alice, bob, carol):
+        events = list(
+            InboxEvent.objects.filter(user_id=member.id, seq__gt=heads[member.id]).order_by("seq")
+        )
+        assert [e.kind for e in events] == ["message.new", "message.new"]
+        assert [e.seq for e in events] == [heads[member.id] + 1, heads[member.id] + 2]
+        assert events[0].payload == {"message": wire.message_dict(stored)}
+    # Sending reads everything before: bob's marker is at his message, alice's at hers.
+    markers = dict(
+        Membership.objects.filter(conversation_id=conversation).values_list(
+            "user_id", "last_read_seq"
+        )
+    )
+    assert (markers[bob.id], markers[alice.id], markers[carol.id]) == (1, 2, 0)
+
+    # A resend is the stored message, and nobody gets it twice.
+    again = store(Send(conversation, bob.id, "m1", "hello (resent)"))
+    assert again.created is False
+    assert again.message.pk == first.message.pk
+    assert InboxEvent.objects.filter(user_id=carol.id, seq__gt=heads[carol.id]).count() == 2
+
+    # Outsiders and deactivated members cannot send.
+    with pytest.raises(NotFound):
+        store(Send(conversation, charlie.id, "c1", "let me in"))
+    carol.user.is_active = False
+    carol.user.save(update_fields=["is_active"])
+    with pytest.raises(NotFound):
+        store(Send(conversation, carol.id, "k1", "still here?"))
+    with pytest.raises(NotFound):
+        store(Send(10**15, alice.id, "n1", "no such conversation"))
+    assert Message.objects.filter(conversation_id=conversation).count() == 2
+
+    # A message stored before leaving is still acknowledged on resend.
+    Membership.objects.filter(conversation_id=conversation, user_id=bob.id).delete()
+    assert store(Send(conversation, bob.id, "m1", "hello")).message.pk == first.message.pk
+
+
+def _head(user_id: int) -> int:
+    last = InboxEvent.objects.filter(user_id=user_id).order_by("-seq").first()
+    return last.seq if last is not None else 0
+
+
+# --- the bounded send queue ----------------------------------------------------
+
+
+def test_a_full_send_queue_refuses_with_overloaded_and_stores_nothing(daphne_factory, alice, bob):
+    server = daphne_factory(CHAT_SEND_QUEUE_MAX="0")
+    conversation = direct(alice, bob)
+    with connect(server, alice) as phone:
+        phone.send(send_frame(conversation, "hello?", "busy-1"))
+        error = phone.expect("error")
+        # The socket survives and can do other things.
+        phone.send({"type": "read", "conversation_id": conversation, "seq": 0})
+        phone.send({"type": "heartbeat"})
+        time.sleep(0.3)
+        phone.send({"type": "hello", "cursor": None})
+        phone.expect("ready")
+
+    assert error["code"] == "overloaded"
+    assert error["client_msg_id"] == "busy-1"
+    assert not Message.objects.filter(conversation_id=conversation).exists()
+
+
+def test_under_overload_every_send_is_acked_or_refused_and_acked_ones_arrive_once(
+    daphne_factory, alice, bob
+):
+    """Many sockets send at once into a queue of two: each send is either
+    stored and delivered exactly once, or refused in words; a refused one
+    goes through when sent again."""
+    server = daphne_factory(
+        CHAT_SEND_QUEUE_MAX="2", CHAT_SOCKET_RATE="1000", CHAT_SOCKET_BURST="1000"
+    )
+    conversation = direct(alice, bob)
+    receiver = connect(server, bob)
+    senders = [connect(server, alice) for _ in range(12)]
+    per_socket = 10
+    answers: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def blast(sock, index: int) -> None:
+        ids = [f"s{index}-{n}" for n in range(per_socket)]
+        for client_msg_id in ids:
+            sock.send(send_frame(conversation, client_msg_id, client_msg_id))
+        for _ in ids:
+            frame = sock.recv(timeout=15)
+            while frame["type"] not in ("ack", "error"):
+                frame = sock.recv(timeout=15)
+            with lock:
+                answers[frame["client_msg_id"]] = frame.get("code", frame["type"])
+
+    threads = [threading.Thread(target=blast, args=(s, i)) for i, s in enumerate(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    acked = {k for k, v in answers.items() if v == "ack"}
+    refused = {k for k, v in answers.items() if v == "overloaded"}
+    assert len(answers) == 12 * per_socket
+    assert acked | refused == set(answers), answers
+    assert (
+        set(
+            Message.objects.filter(conversation_id=conversation).values_list(
+                "client_msg_id", flat=True
+            )
+        )
+        == acked
+    )
+
+    # Refused ones, sent again one at a time, go through.
+    for client_msg_id in sorted(refused):
+        senders[0].send(send_frame(conversation, client_msg_id, client_msg_id))
+        senders[0].expect("ack", client_msg_id=client_msg_id)
+    texts = []
+    while len(texts) < len(answers):
+        texts.append(receiver.expect("event", kind="message.new", timeout=10)["message"]["text"])
+    assert sorted(texts) == sorted(answers)  # each exactly once
+    for sock in [receiver, *senders]:
+        sock.close()
+
+
+# --- the channel layer says when it fell short -----------------------------------
+
+
+async def _receive(layer: ChatChannelLayer, channel: str, timeout: float = 5.0) -> dict:
+    return await asyncio.wait_for(layer.receive(channel), timeout)
+
+
+async def test_a_full_socket_queue_gets_one_gap_message_not_silence():
+    layer = ChatChannelLayer(settings.REDIS_URL, prefix=f"{settings.REDIS_PREFIX}:gap", capacity=2)
+    channel = await layer.new_channel()
+    await layer.group_add("user.1", channel)
+    await layer.group_send_many([("user.1", {"type": "n", "n": n}) for n in range(5)])
+
+    received = [await _receive(layer, channel) for _ in range(3)]
+    assert [m.get("n") for m in received[:2]] == [0, 1]
+    assert received[2] is GAP  # 2, 3, 4 did not fit: said once
+    # Once the gap is read, delivery goes on.
+    await layer.group_send("user.1", {"type": "n", "n": 5})
+    assert (await _receive(layer, channel))["n"] == 5
+    await layer.close()
+
+
+async def test_after_losing_redis_every_socket_hears_of_the_gap_and_delivery_resumes():
+    layer = ChatChannelLayer(settings.REDIS_URL, prefix=f"{settings.REDIS_PREFIX}:lost")
+    channel = await layer.new_channel()
+    await layer.group_add("user.7", channel)
+    await layer.group_send("user.7", {"type": "n", "n": 1})
+    assert (await _receive(layer, channel))["n"] == 1
+
+    killed = _kill_client(layer.reader_name)
+    assert killed == 1
+    assert await _receive(layer, channel) is GAP
+
+    # Subscriptions come back by themselves.
+    deadline = time.monotonic() + 10
+    while True:
+        await layer.group_send("user.7", {"type": "n", "n": 2})
+        try:
+            message = await _receive(layer, channel, timeout=0.5)
+            break
+        except TimeoutError:
+            assert time.monotonic() < deadline, "the layer did not re-subscribe"
+    assert message["n"] == 2
+    await layer.close()
+
+
+def _kill_client(name: str) -> int:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        ids = [c["id"] for c in client.client_list() if c.get("name") == name]
+        for client_id in ids:
+            client.client_kill_filter(_id=client_id)
+        return len(ids)
+    finally:
+        client.close()
+
+
+def test_a_socket_whose_layer_connection_drops_still_gets_every_message(daphne_factory, alice, bob):
+    """Redis drops the chat server's pub/sub connection while messages go out:
+    the socket repairs from its inbox at once (no heartbeat, no head check)."""
+    server = daphne_factory(CHAT_HEAD_CHECK="3600")
+    conversation = direct(alice, bob)
+    with connect(server, bob) as phone:
+        send(alice, conversation, "before")
+        assert phone.expect("event", kind="message.new")["message"]["text"] == "before"
+        names = [
+            c["name"]
+            for c in redis.Redis.from_url(settings.REDIS_URL).client_list()
+            if c.get("name", "").startswith(f"{settings.REDIS_PREFIX}:asgi:reader:")
+        ]
+        for name in names:
+            _kill_client(name)
+        for n in range(5):
+            send(alice, conversation, f"during {n}")
+        texts = [
+            phone.expect("event", kind="message.new", timeout=10)["message"]["text"]
+            for _ in range(5)
+        ]
+    assert texts == [f"during {n}" for n in range(5)]
