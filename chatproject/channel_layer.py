@@ -42,13 +42,15 @@ GAP: Message = {"type": "layer.gap"}
 
 
 class _Channel:
-    """A socket's queue; `gapped` while a gap message waits in it."""
+    """A socket's queue; `gapped` while a gap message waits in it; `groups`
+    counts the groups it is in."""
 
-    __slots__ = ("gapped", "queue")
+    __slots__ = ("gapped", "groups", "queue")
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Message] = asyncio.Queue()
         self.gapped = False
+        self.groups = 0
 
 
 def _random(n: int) -> str:
@@ -111,8 +113,11 @@ class ChatChannelLayer(BaseChannelLayer):
         try:
             message = await local.queue.get()
         except asyncio.CancelledError:
-            # The consumer is gone (Channels cancels its receive on exit).
-            self.channels.pop(channel, None)
+            # Channels cancels a consumer's receive when it exits, after the
+            # consumer left its groups: then the channel is done with. (A
+            # receive cancelled by a time-out keeps a channel still in a group.)
+            if local.groups == 0:
+                self.channels.pop(channel, None)
             raise
         if message is GAP:
             local.gapped = False
@@ -129,15 +134,21 @@ class ChatChannelLayer(BaseChannelLayer):
     async def group_add(self, group: str, channel: str) -> None:
         await self._start()
         members = self.groups.setdefault(group, set())
+        local = self.channels.get(channel)
+        if local is not None and channel not in members:
+            local.groups += 1
         members.add(channel)
         if self.url is not None:
             await self._subscribe(group)
 
     async def group_discard(self, group: str, channel: str) -> None:
         members = self.groups.get(group)
-        if members is None:
+        if members is None or channel not in members:
             return
         members.discard(channel)
+        local = self.channels.get(channel)
+        if local is not None:
+            local.groups -= 1
         if members or self.url is None:
             if not members:
                 del self.groups[group]
@@ -300,6 +311,7 @@ class ChatChannelLayer(BaseChannelLayer):
                         self._on_item(item)
                         backoff = 0.1
             except asyncio.CancelledError:
+                await self._close_quietly(pubsub, client)
                 raise
             except Exception as error:
                 logger.warning("channel layer lost Redis (%r); reconnecting", error)
@@ -309,14 +321,19 @@ class ChatChannelLayer(BaseChannelLayer):
                     if not local.gapped:
                         local.gapped = True
                         local.queue.put_nowait(GAP)
+                await self._close_quietly(pubsub, client)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-            finally:
-                try:
-                    await pubsub.aclose()
-                    await client.aclose()
-                except Exception as error:
-                    logger.debug("closing the lost pub/sub connection: %r", error)
+
+    @staticmethod
+    async def _close_quietly(pubsub: Any, client: aioredis.Redis) -> None:
+        # A dead connection's close can hang waiting for the peer: bound it.
+        try:
+            async with asyncio.timeout(1.0):
+                await pubsub.aclose()
+                await client.aclose()
+        except Exception as error:
+            logger.debug("closing the lost pub/sub connection: %r", error)
 
     def _on_item(self, item: dict[str, Any]) -> None:
         kind = item["type"]

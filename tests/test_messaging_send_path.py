@@ -207,6 +207,9 @@ async def test_after_losing_redis_every_socket_hears_of_the_gap_and_delivery_res
     layer = ChatChannelLayer(settings.REDIS_URL, prefix=f"{settings.REDIS_PREFIX}:lost")
     channel = await layer.new_channel()
     await layer.group_add("user.7", channel)
+    with pytest.raises(TimeoutError):
+        # A receive that times out must not lose the socket's channel.
+        await _receive(layer, channel, timeout=0.1)
     await layer.group_send("user.7", {"type": "n", "n": 1})
     assert (await _receive(layer, channel))["n"] == 1
 

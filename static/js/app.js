@@ -272,10 +272,12 @@ function flushOutbox() {
 function sendFailed(frame) {
   const id = frame.client_msg_id;
   outbox.inFlight.delete(id);
-  if (frame.code === "throttled") {
-    // Dropped unseen: it stays pending and goes again in a second, first in
-    // line; the other sends wait too.
-    nextSendAt = Math.max(nextSendAt, Date.now() + THROTTLED_RETRY_MS);
+  if (frame.code === "throttled" || frame.code === "overloaded") {
+    // Not stored (this socket sent too fast, or the server is busy): it stays
+    // pending and goes again in about a second, first in line; the other sends
+    // wait too. Jitter spreads a busy server's clients apart.
+    const pause = THROTTLED_RETRY_MS * (0.5 + Math.random());
+    nextSendAt = Math.max(nextSendAt, Date.now() + pause);
     if (!queued.has(id)) {
       sendQueue.unshift(id);
       queued.add(id);
