@@ -89,7 +89,7 @@ class SendQueue:
                             waiting.future.set_exception(error)
 
     async def _store_batch(self, batch: list[_Waiting]) -> None:
-        sends = [w.send for w in batch]
+        sends, where = send_store.distinct([w.send for w in batch])
         try:
             if self.postgresql:
                 stored, outgoing = await self._store_sql(sends), None
@@ -106,7 +106,7 @@ class SendQueue:
                 if not waiting.future.done():
                     waiting.future.set_exception(error)
             return
-        for waiting, result in zip(batch, stored, strict=True):
+        for waiting, result in zip(batch, send_store.answers(stored, where), strict=True):
             if not waiting.future.done():
                 waiting.future.set_result(result)
         if outgoing is None:

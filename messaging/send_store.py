@@ -59,6 +59,34 @@ def parse(row: Sequence[Any]) -> Stored:
     return Stored(status, message_id, message, events)
 
 
+def distinct(sends: Sequence[Send]) -> tuple[list[Send], list[int]]:
+    """The batch without repeats of one (conversation, sender, client_msg_id)
+    (a resend racing its first attempt), and where each send's answer is."""
+    first: dict[tuple[int, int, str], int] = {}
+    unique: list[Send] = []
+    where: list[int] = []
+    for send in sends:
+        key = (send.conversation_id, send.sender_id, send.client_msg_id)
+        if key not in first:
+            first[key] = len(unique)
+            unique.append(send)
+        where.append(first[key])
+    return unique, where
+
+
+def answers(stored: Sequence[Stored], where: Sequence[int]) -> list[Stored]:
+    """One answer per send of the batch: a repeat is a duplicate of its first."""
+    seen: set[int] = set()
+    result = []
+    for index in where:
+        item = stored[index]
+        if index in seen and item.status == "created":
+            item = Stored("duplicate", item.message_id, item.message)
+        seen.add(index)
+        result.append(item)
+    return result
+
+
 def outgoing(stored: Iterable[Stored]) -> Outgoing:
     """The live `message.new` deliveries for what a batch created."""
     messages: Outgoing = []
