@@ -20,7 +20,7 @@ same.
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -37,6 +37,8 @@ from messaging.services import message_send_orm
 from notifications.tasks import push_new_messages
 
 logger = logging.getLogger(__name__)
+
+PUSH_WINDOW = 0.1
 
 
 class Overloaded(ChatError):
@@ -58,7 +60,7 @@ class SendQueue:
         self.wakeup = asyncio.Event()
         self.connection: psycopg.AsyncConnection | None = None
         self.task: asyncio.Task[None] | None = None
-        self.background: set[asyncio.Task[None]] = set()
+        self.pushes = PushCoalescer(PUSH_WINDOW)
         self.postgresql = connections["default"].vendor == "postgresql"
 
     async def store(self, send: Send) -> Stored:
@@ -111,12 +113,7 @@ class SendQueue:
                 waiting.future.set_result(result)
         if outgoing is None:
             outgoing = send_store.outgoing(stored)
-            created = [s.message_id for s in stored if s.status == "created"]
-            if created:
-                # Celery's publish is blocking I/O: keep it off the event loop.
-                task = asyncio.create_task(_enqueue_pushes(created))
-                self.background.add(task)
-                task.add_done_callback(self.background.discard)
+            self.pushes.add(s.message_id for s in stored if s.status == "created")
         # Let the senders' acks go first: they were waiting for this commit.
         await asyncio.sleep(0)
         await send_many(outgoing)
@@ -144,11 +141,35 @@ async def _connect() -> psycopg.AsyncConnection:
     return await psycopg.AsyncConnection.connect(**params, autocommit=True)
 
 
-async def _enqueue_pushes(message_ids: list[int]) -> None:
-    try:
-        await sync_to_async(push_new_messages.delay, thread_sensitive=False)(message_ids)
-    except Exception:
-        logger.exception("could not enqueue pushes for %d messages", len(message_ids))
+class PushCoalescer:
+    """One Celery task per `window` seconds for all messages stored in it.
+
+    Publishing a task costs ~1 ms of CPU (kombu), as much as storing a whole
+    batch: per batch it was 40% of the server's CPU at 100 msg/s. A push
+    reaches a phone that has no socket open, so a tenth of a second more
+    does not show.
+    """
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.waiting: list[int] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, message_ids: Iterable[int]) -> None:
+        self.waiting.extend(message_ids)
+        if self.waiting and (self.task is None or self.task.done()):
+            self.task = asyncio.create_task(self._flush_later(), name="push-coalescer")
+
+    async def _flush_later(self) -> None:
+        # Ids added while a publish is under way go out with the next one.
+        while self.waiting:
+            await asyncio.sleep(self.window)
+            message_ids, self.waiting = self.waiting, []
+            try:
+                # Celery's publish is blocking I/O: keep it off the event loop.
+                await sync_to_async(push_new_messages.delay, thread_sensitive=False)(message_ids)
+            except Exception:
+                logger.exception("could not enqueue pushes for %d messages", len(message_ids))
 
 
 async def _store_orm(sends: Sequence[Send]) -> tuple[list[Stored], Outgoing]:

@@ -155,3 +155,32 @@ def test_a_deactivated_user_gets_no_push_and_loses_their_devices(celery_worker, 
     time.sleep(1.0)
 
     assert fcm.tokens_sent() == []
+
+
+def test_messages_sent_over_the_socket_are_pushed_once_each(
+    celery_worker, fcm, live_daphne, alice, bob
+):
+    """Socket sends are stored in batches and their pushes enqueued together
+    (one task per tenth of a second): each message still reaches each of the
+    offline user's devices exactly once."""
+    register(bob, "bob-phone")
+    conversation = direct(alice, bob)
+    with open_socket(live_daphne.ws_url, token=alice.token) as phone:
+        phone.send({"type": "hello", "cursor": None})
+        phone.expect("ready")
+        for n in range(3):
+            phone.send(
+                {
+                    "type": "send",
+                    "conversation_id": conversation,
+                    "client_msg_id": f"p{n}",
+                    "text": f"ping {n}",
+                }
+            )
+        acks = [phone.expect("ack", client_msg_id=f"p{n}") for n in range(3)]
+    wait_until(lambda: len(fcm.sent) >= 3)
+    time.sleep(0.5)
+
+    pushed = sorted(int(m["message"]["data"]["message_id"]) for m in fcm.sent)
+    assert pushed == sorted(a["message"]["id"] for a in acks)
+    assert [m["message"]["token"] for m in fcm.sent] == ["bob-phone"] * 3
