@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -128,6 +129,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         sweeper.ensure_running()
         self.beat_recorded_at = time.monotonic()
         await device_beat(user_id=self.user_id, device=self.channel_name)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' own dispatch first runs close_old_connections on the
+        # process's one ORM thread, for every frame and every event: a thread
+        # hop each (~10% of the server's CPU in the profile), and deliveries
+        # queued behind other sockets' reads. Our database work goes through
+        # `db()` and `write()`, which close old connections themselves.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def refuse(self) -> None:
         # Accept, then close with a code: a refused handshake would look the
