@@ -9,6 +9,7 @@ clients that cannot set headers, the subprotocol `bearer.<token>` beside
 are not accepted: they end up in access logs.
 """
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -68,11 +69,37 @@ def user_for_token(token: str) -> tuple[Any, Any] | None:
         return None
 
 
-class WebSocketAuthMiddleware:
-    """Sets scope["user"] and scope["auth_token"] (the knox token, or None)."""
+@dataclass(frozen=True, slots=True)
+class SocketUser:
+    """What a socket needs of its user (a model instance is ~2 KB)."""
 
-    def __init__(self, inner: Any) -> None:
+    pk: int
+    is_active: bool
+    is_authenticated: bool = True
+
+
+async def _socket_user(token: str) -> tuple[Any, str | None]:
+    found = await user_for_token(token)
+    if found is None:
+        return AnonymousUser(), None
+    user, auth_token = found
+    return SocketUser(pk=user.pk, is_active=user.is_active), auth_token.token_key
+
+
+class WebSocketAuthMiddleware:
+    """Sets scope["user"] and scope["auth_token_key"] (the knox token's key,
+    or None). A token client's user is a `SocketUser`, not a model instance:
+    the scope lives as long as the socket.
+
+    Only a browser (an Origin of ours, no token) goes through `browser`
+    (Channels' cookie, session and auth middleware): token clients skip three
+    wrappers, each holding a copy of the scope and a session object for as
+    long as the socket lives (memory per socket is a goal, docs/benchmarks.md).
+    """
+
+    def __init__(self, inner: Any, browser: Any) -> None:
         self.inner = inner
+        self.browser = browser
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         origin = _header(scope, b"origin")
@@ -81,17 +108,17 @@ class WebSocketAuthMiddleware:
             return await WebsocketDenier()(scope, receive, send)
 
         token = bearer_token(scope)
-        scope = dict(scope, auth_token=None)
+        scope = dict(scope, auth_token_key=None)
         if token is not None:
-            found = await user_for_token(token)
-            if found is None:
-                scope["user"] = AnonymousUser()
-            else:
-                scope["user"], scope["auth_token"] = found
+            # In a helper, so that no local of this frame (which lives as long
+            # as the socket) holds on to the model instances.
+            scope["user"], scope["auth_token_key"] = await _socket_user(token)
         elif origin is None:
             # No Origin: not a browser, so the cookie must not authenticate.
             scope["user"] = AnonymousUser()
-        # else: a browser on our origin, authenticated by its session cookie.
+        else:
+            # A browser on our origin, authenticated by its session cookie.
+            return await self.browser(scope, receive, send)
         return await self.inner(scope, receive, send)
 
 

@@ -15,11 +15,15 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from accounts.ws_auth import WebSocketAuthMiddleware  # noqa: E402
 from messaging.routing import websocket_urlpatterns  # noqa: E402
 
+chat_sockets = URLRouter(websocket_urlpatterns)
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # AuthMiddlewareStack resolves the session user; ours then decides, by the
-        # presence of Origin, whether that cookie may be used or a token is required.
-        "websocket": AuthMiddlewareStack(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
+        # Ours decides, by the token and the Origin, who the socket is; only a
+        # browser's session cookie goes through Channels' session user lookup.
+        "websocket": WebSocketAuthMiddleware(
+            chat_sockets, browser=AuthMiddlewareStack(chat_sockets)
+        ),
     }
 )

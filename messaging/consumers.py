@@ -1,16 +1,19 @@
 """The chat socket. It only does networking: parse a frame, call a service,
 answer. See docs/protocol.md for the frames."""
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -74,6 +77,8 @@ class TokenBucket:
     """Frames per socket: a burst is fine, a flood is refused. All of a
     process's sockets share one database thread; one client must not hog it."""
 
+    __slots__ = ("at", "burst", "rate", "tokens")
+
     def __init__(self, rate: float, burst: float) -> None:
         self.rate, self.burst = rate, burst
         self.tokens, self.at = burst, time.monotonic()
@@ -88,12 +93,26 @@ class TokenBucket:
         return True
 
 
+# Frame type -> handler method. On the class: an idle socket should not carry
+# a dict of bound methods of its own (memory per socket is a goal).
+FRAME_HANDLERS = {
+    "hello": "on_hello",
+    "send": "on_send",
+    "read": "on_read",
+    "typing": "on_typing",
+    "heartbeat": "on_heartbeat",
+}
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int
     token_key: str | None
     session_key: str | None
     # The last inbox cursor this device has been sent; None until `hello`.
     cursor: int | None = None
+    # Created on first use (most sockets never type or see presence changes).
+    typing_sent: dict[int, float] | None = None
+    presence_versions: dict[int, int] | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -101,21 +120,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.refuse()
             return
         self.user_id = user.pk
-        token = self.scope.get("auth_token")
-        self.token_key = token.token_key if token is not None else None
-        session = self.scope.get("session") if token is None else None
+        self.token_key = self.scope.get("auth_token_key")
+        session = self.scope.get("session") if self.token_key is None else None
         self.session_key = session.session_key if session is not None else None
-        self.typing_sent: dict[int, float] = {}
-        self.presence_versions: dict[int, int] = {}
         self.head_checked_at = time.monotonic()
         self.bucket = TokenBucket(settings.CHAT_SOCKET_RATE, settings.CHAT_SOCKET_BURST)
-        self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
-            "hello": self.on_hello,
-            "send": self.on_send,
-            "read": self.on_read,
-            "typing": self.on_typing,
-            "heartbeat": self.on_heartbeat,
-        }
         # Join before any replay: an event committed during the replay is then
         # either in the replay or queued here, never in neither.
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
@@ -129,6 +138,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
         sweeper.ensure_running()
         self.beat_recorded_at = time.monotonic()
         await device_beat(user_id=self.user_id, device=self.channel_name)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """One mailbox per socket. Channels' consumer runs a task for the
+        client's frames and another for the layer's messages and waits on both
+        for every message; here the layer puts its messages into the queue
+        daphne puts the frames in, and one loop takes them in order. Saves a
+        queue, a task and an asyncio.wait per message (memory per idle socket
+        and CPU per delivery, docs/benchmarks.md)."""
+        mailbox = getattr(receive, "__self__", None)
+        layer = get_channel_layer(self.channel_layer_alias)
+        if not isinstance(mailbox, asyncio.Queue) or not hasattr(layer, "forget"):
+            await super().__call__(scope, receive, send)
+            return
+        self.scope = scope
+        self.channel_layer = layer
+        self.channel_name = await layer.new_channel(mailbox=mailbox)
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+        finally:
+            layer.forget(self.channel_name)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' own dispatch first runs close_old_connections on the
@@ -210,15 +243,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             await self.send_error("invalid_frame", "A frame is a JSON object with a string `type`.")
             return
-        handler = self.handlers.get(frame["type"])
-        if handler is None:
+        name = FRAME_HANDLERS.get(frame["type"])
+        if name is None:
             await self.send_error("unknown_type", f"Unknown frame type {frame['type'][:40]!r}.")
             return
         extra = {}
         if isinstance(frame.get("client_msg_id"), str):
             extra["client_msg_id"] = frame["client_msg_id"][:64]
         try:
-            await handler(frame)
+            await getattr(self, name)(frame)
         except ChatError as error:
             await self.send_error(error.code, error.detail, **extra)
         except Exception:
@@ -280,6 +313,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation_id")
         now = time.monotonic()
+        if self.typing_sent is None:
+            self.typing_sent = {}
         if now - self.typing_sent.get(conversation_id, 0.0) < TYPING_THROTTLE_SECONDS:
             return
         # Throttled before the membership check too: refusals cost a query each.
@@ -336,7 +371,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def layer_gap(self, message: dict[str, Any]) -> None:
         # The layer could not deliver everything (this socket fell behind, or
         # Redis was briefly lost): it says so instead of dropping in silence.
-        await self.repair()
+        self.channel_layer.gap_seen(self.channel_name)
+        if hasattr(self, "user_id"):
+            await self.repair()
 
     async def typing_event(self, message: dict[str, Any]) -> None:
         await self.send_json(
@@ -352,6 +389,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         frame = message["frame"]
         # Announcements from different chat servers can arrive out of order;
         # the version says which change is newer.
+        if self.presence_versions is None:
+            self.presence_versions = {}
         if frame["version"] <= self.presence_versions.get(frame["user_id"], 0):
             return
         self.presence_versions[frame["user_id"]] = frame["version"]
