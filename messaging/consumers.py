@@ -21,7 +21,7 @@ from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid
 from chatproject.converters import BIGINT_MAX
 from chatproject.errors import ChatError, InvalidInput, NotFound
 from chatproject.realtime import collecting_sends, send_many, user_group
-from messaging.inbox import inbox_head, inbox_read
+from messaging.inbox import inbox_head, inbox_read_text
 from messaging.selectors import message_wire
 from messaging.send_queue import send_queue
 from messaging.send_store import Send
@@ -204,7 +204,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Send every stored event after the cursor (up to `upto`), in pages."""
         assert self.cursor is not None
         while upto is None or self.cursor < upto:
-            frames = await db(inbox_read)(user_id=self.user_id, after=self.cursor, upto=upto)
+            frames = await db(inbox_read_text)(user_id=self.user_id, after=self.cursor, upto=upto)
             if not frames:
                 if upto is not None:
                     # Cursor order is commit order, so this cannot happen unless
@@ -213,7 +213,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                         "inbox of %s has no events in (%s, %s]", self.user_id, self.cursor, upto
                     )
                 return
-            await self.send_events(frames)
+            for cursor, text in frames:
+                if cursor > self.cursor:
+                    await self.send(text_data=text)
+                    self.cursor = cursor
 
     # --- frames from the client -------------------------------------------------
 

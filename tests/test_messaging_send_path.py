@@ -4,12 +4,14 @@ and our channel layer's promise to say when it fell short (`layer.gap`).
 Cast: alice and bob talk, charlie should have no access."""
 
 import asyncio
+import json
 import threading
 import time
 
 import pytest
 import redis
 from django.conf import settings
+from django.db import transaction
 
 from chatproject.channel_layer import GAP, ChatChannelLayer
 from chatproject.errors import NotFound
@@ -263,3 +265,24 @@ def test_a_socket_whose_layer_connection_drops_still_gets_every_message(daphne_f
             for _ in range(5)
         ]
     assert texts == [f"during {n}" for n in range(5)]
+
+
+# --- the replay's frames are spliced as text ---------------------------------
+
+
+def test_replayed_frames_as_text_are_the_stored_events(alice, bob):
+    """The socket's replay sends frames spliced from the stored payload text;
+    they must be exactly the events REST sync returns, whatever the text."""
+    from messaging.inbox import inbox_append, inbox_read, inbox_read_text
+
+    conversation = direct(alice, bob)
+    send(alice, conversation, 'quotes " \\ and ünïcødé 🎉, {braces}: [x]')
+    send(alice, conversation, "second")
+    with transaction.atomic():
+        inbox_append(user_ids=[bob.id], kind="read", payload={})  # an empty payload too
+
+    expected = inbox_read(user_id=bob.id, after=0)
+    spliced = inbox_read_text(user_id=bob.id, after=0)
+    assert [cursor for cursor, _ in spliced] == [frame["cursor"] for frame in expected]
+    assert [json.loads(text) for _, text in spliced] == expected
+    assert inbox_read_text(user_id=bob.id, after=1, upto=2) == spliced[1:2]
