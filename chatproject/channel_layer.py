@@ -34,11 +34,14 @@ import msgpack
 import redis
 import redis.asyncio as aioredis
 from channels.layers import BaseChannelLayer
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 logger = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 GAP: Message = {"type": "layer.gap"}
+PUBLISH_TIMEOUT = 5.0
 
 
 class _Channel:
@@ -83,6 +86,9 @@ class ChatChannelLayer(BaseChannelLayer):
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._subscribed: dict[str, asyncio.Future[None]] = {}
+        self._ready = asyncio.Event()
+        self._commands = asyncio.Lock()
+        self._announce_gap_after: str | None = None
 
     # --- names -------------------------------------------------------------
 
@@ -174,11 +180,14 @@ class ChatChannelLayer(BaseChannelLayer):
         future = self._subscribed.pop(group, None)
         if future is not None and not future.done():
             future.set_result(None)
-        if future is not None and self._pubsub is not None:
-            try:
-                await self._pubsub.unsubscribe(self._redis_name(group))
-            except (redis.RedisError, OSError) as error:
-                logger.warning("unsubscribe %s failed: %r", group, error)
+        if future is None:
+            return
+        async with self._commands:
+            if self._pubsub is not None and group not in self.groups:
+                try:
+                    await self._command("UNSUBSCRIBE", self._redis_name(group))
+                except Exception as error:  # redis-py: also AttributeError once lost
+                    logger.warning("unsubscribe %s failed: %r", group, error)
 
     async def group_send(self, group: str, message: Message) -> None:
         await self.group_send_many([(group, message)])
@@ -208,7 +217,11 @@ class ChatChannelLayer(BaseChannelLayer):
             return
         if self._sync_publisher is None:
             pool = redis.BlockingConnectionPool.from_url(
-                self.url, max_connections=self.max_connections, timeout=None
+                self.url,
+                max_connections=self.max_connections,
+                timeout=PUBLISH_TIMEOUT,
+                socket_timeout=PUBLISH_TIMEOUT,
+                socket_connect_timeout=PUBLISH_TIMEOUT,
             )
             self._sync_publisher = redis.Redis(connection_pool=pool)
         with self._sync_publisher.pipeline(transaction=False) as pipe:
@@ -273,8 +286,14 @@ class ChatChannelLayer(BaseChannelLayer):
         loop = asyncio.get_running_loop()
         client = self._publishers.get(loop)
         if client is None:
+            # Bounded waits: a Redis that stops answering fails a publish in
+            # seconds (the inboxes have everything) instead of stalling sends.
             pool = aioredis.BlockingConnectionPool.from_url(
-                self.url, max_connections=self.max_connections, timeout=None
+                self.url,
+                max_connections=self.max_connections,
+                timeout=PUBLISH_TIMEOUT,
+                socket_timeout=PUBLISH_TIMEOUT,
+                socket_connect_timeout=PUBLISH_TIMEOUT,
             )
             client = self._publishers[loop] = aioredis.Redis(connection_pool=pool)
         return client
@@ -282,46 +301,62 @@ class ChatChannelLayer(BaseChannelLayer):
     async def _start(self) -> None:
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
-        if self.url is None or self._reader is not None:
+        if self.url is None:
             return
-        self._reader = asyncio.create_task(self._read(), name="channel-layer-reader")
-        # Wait for the process channel: from here on, subscribing works.
-        await self._subscribe_raw(self._process_channel)
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read(), name="channel-layer-reader")
+        # Subscribing needs the reader's connection to be up.
+        await self._ready.wait()
 
     async def _subscribe(self, group: str) -> None:
         future = self._subscribed.get(group)
         if future is None:
             future = self._subscribed[group] = asyncio.get_running_loop().create_future()
-            await self._pubsub_ready()
-            await self._pubsub.subscribe(self._redis_name(group))
+            await self._ready.wait()
+            # One command at a time on the pub/sub connection: redis-py's
+            # PubSub is not safe for concurrent commands.
+            async with self._commands:
+                if self._pubsub is not None and group in self.groups:
+                    try:
+                        await self._command("SUBSCRIBE", self._redis_name(group))
+                    except Exception as error:  # redis-py: also AttributeError once lost
+                        # The reader reconnects and re-subscribes every group,
+                        # this one included; its confirmation ends the wait.
+                        logger.warning("subscribe %s failed: %r", group, error)
         # Redis confirms the subscription on the reader; until then a publish
         # could miss this process (the consumer joins *before* replaying).
         await asyncio.shield(future)
 
-    async def _subscribe_raw(self, name: str) -> None:
-        future = self._subscribed.get(name)
-        if future is None:
-            future = self._subscribed[name] = asyncio.get_running_loop().create_future()
-            await self._pubsub_ready()
-            await self._pubsub.subscribe(name)
-        await asyncio.shield(future)
-
-    async def _pubsub_ready(self) -> None:
-        while self._pubsub is None:
-            await asyncio.sleep(0.01)
+    async def _command(self, *args: str) -> None:
+        # Straight onto the reader's connection: redis-py's PubSub methods
+        # reconnect by themselves on errors, which would leave a second,
+        # unread subscriber connection behind; a lost connection is the
+        # reader's to notice and replace.
+        await self._pubsub.connection.send_command(*args)
 
     async def _read(self) -> None:
         backoff = 0.1
+        lost = False
         while True:
             client = aioredis.Redis.from_url(
-                self.url, socket_timeout=None, client_name=self.reader_name
+                self.url,
+                socket_timeout=None,
+                client_name=self.reader_name,
+                # No silent reconnects: a lost connection must end in the
+                # except below, which announces the gap.
+                retry=Retry(NoBackoff(), 0),
             )
             pubsub = client.pubsub()
             try:
-                # Re-subscribe whatever was subscribed before a reconnect.
-                names = [self._process_channel] + [self._redis_name(g) for g in self.groups]
-                self._pubsub = pubsub
-                await pubsub.subscribe(*names)
+                async with self._commands:
+                    # Re-subscribe whatever was subscribed before a reconnect.
+                    names = [self._process_channel] + [self._redis_name(g) for g in self.groups]
+                    await pubsub.subscribe(*names)
+                    self._pubsub = pubsub
+                    # Redis confirms in order: once the last name is confirmed,
+                    # every publish reaches this process again, and whatever it
+                    # missed while away can be repaired from the inboxes.
+                    self._announce_gap_after = names[-1] if lost else None
                 while True:
                     # Blocking read: a time-out per wait costs a timer each message.
                     item = await pubsub.get_message(timeout=None)
@@ -334,14 +369,17 @@ class ChatChannelLayer(BaseChannelLayer):
             except Exception as error:
                 logger.warning("channel layer lost Redis (%r); reconnecting", error)
                 self._pubsub = None
-                # Anything published meanwhile missed this process: every socket repairs.
-                for local in list(self.channels.values()):
-                    if not local.gapped:
-                        local.gapped = True
-                        local.queue.put_nowait(GAP)
+                self._ready.clear()
+                lost = True
                 await self._close_quietly(pubsub, client)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _announce_gap(self) -> None:
+        for local in list(self.channels.values()):
+            if not local.gapped:
+                local.gapped = True
+                local.queue.put_nowait(GAP)
 
     @staticmethod
     async def _close_quietly(pubsub: Any, client: aioredis.Redis) -> None:
@@ -363,7 +401,12 @@ class ChatChannelLayer(BaseChannelLayer):
             else:
                 self._deliver_group(name.removeprefix(f"{self.prefix}:g:"), data)
         elif kind == "subscribe":
-            key = name if name == self._process_channel else name.removeprefix(f"{self.prefix}:g:")
-            future = self._subscribed.get(key)
-            if future is not None and not future.done():
-                future.set_result(None)
+            if name == self._process_channel:
+                self._ready.set()
+            else:
+                future = self._subscribed.get(name.removeprefix(f"{self.prefix}:g:"))
+                if future is not None and not future.done():
+                    future.set_result(None)
+            if name == self._announce_gap_after:
+                self._announce_gap_after = None
+                self._announce_gap()

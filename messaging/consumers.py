@@ -161,6 +161,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
         finally:
+            # However the consumer ends (an error in connect, a cancelled
+            # task), it leaves its group and its device goes offline.
+            await asyncio.shield(self.leave())
             layer.forget(self.channel_name)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -172,7 +175,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        if message["type"].startswith("websocket."):
+            await handler(message)
+            return
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            # An event this socket could not take (the database or Redis
+            # failing mid-repair) must not end the socket: the next event
+            # or heartbeat head check repairs from the inbox.
+            logger.exception("event %r failed for socket %s", message["type"], self.channel_name)
 
     async def refuse(self) -> None:
         # Accept, then close with a code: a refused handshake would look the
@@ -181,9 +195,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "user_id"):
+        await self.leave()
+
+    async def leave(self) -> None:
+        """Leave the user's group and go offline, once."""
+        if not hasattr(self, "user_id") or getattr(self, "left", False):
+            return
+        self.left = True
+        try:
             await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
             await device_left(user_id=self.user_id, device=self.channel_name)
+        except Exception:
+            # Presence expires the device by its deadline anyway.
+            logger.exception("leaving for socket %s failed", self.channel_name)
 
     # --- sending to the client -------------------------------------------------
 
@@ -370,6 +394,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # layer. It is committed (ours is), so read it from the inbox.
             await self.catch_up(upto=frame["cursor"] - 1)
         await self.send_events([frame])
+
+    async def inbox_check(self, message: dict[str, Any]) -> None:
+        # Events were stored that may not have been sent live (a chat server
+        # lost its database connection mid-batch).
+        if hasattr(self, "user_id"):
+            await self.repair()
 
     async def layer_gap(self, message: dict[str, Any]) -> None:
         # The layer could not deliver everything (this socket fell behind, or

@@ -39,6 +39,8 @@ from notifications.tasks import push_new_messages
 logger = logging.getLogger(__name__)
 
 PUSH_WINDOW = 0.1
+# Seconds a batch may take in PostgreSQL before its senders get an error.
+BATCH_TIMEOUT = 10.0
 
 
 class Overloaded(ChatError):
@@ -62,6 +64,7 @@ class SendQueue:
         self.task: asyncio.Task[None] | None = None
         self.pushes = PushCoalescer(PUSH_WINDOW)
         self.postgresql = connections["default"].vendor == "postgresql"
+        self.uncertain: list[Send] = []
 
     async def store(self, send: Send) -> Stored:
         """Store one send; returns once it is committed (or was stored before)."""
@@ -98,8 +101,9 @@ class SendQueue:
             else:
                 stored, outgoing = await _store_orm(sends)
         except Exception as error:
-            if len(batch) > 1 and not isinstance(error, psycopg.OperationalError):
-                # One send must not fail the others: store them one by one.
+            if len(batch) > 1 and not isinstance(error, Unknown):
+                # Rolled back: one send must not fail the others; store them
+                # one by one.
                 logger.warning("send batch of %d failed (%r); retrying singly", len(batch), error)
                 for waiting in batch:
                     await self._store_batch([waiting])
@@ -119,26 +123,70 @@ class SendQueue:
         await send_many(outgoing)
 
     async def _store_sql(self, sends: Sequence[Send]) -> list[Stored]:
-        if self.connection is None or self.connection.closed:
-            self.connection = await _connect()
         try:
-            async with self.connection.cursor() as cursor:
-                await cursor.execute(send_store.SQL, send_store.params(sends, timezone.now()))
-                rows = await cursor.fetchall()
-        except psycopg.OperationalError:
-            # The connection is gone; whether the batch committed is unknown.
-            # The senders get an error and resend: idempotent on client_msg_id.
-            await self.connection.close()
+            if self.connection is None or self.connection.closed:
+                self.connection = await _connect()
+                if self.uncertain:
+                    await self._reconcile()
+            return await self._call(sends)
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            # Rolled back, the connection is fine: once more.
+            return await self._call(sends)
+        except psycopg.errors.QueryCanceled:
+            raise  # statement_timeout: rolled back, nothing stored
+        except (psycopg.OperationalError, TimeoutError) as error:
+            # The connection is gone, or PostgreSQL stopped answering: whether
+            # the batch committed is unknown. The senders get an error and
+            # resend (idempotent on client_msg_id); what did commit is found
+            # and announced on the next connection (`_reconcile`).
+            self.uncertain.extend(sends)
+            if self.connection is not None:
+                await self.connection.close()
             self.connection = None
-            raise
+            raise Unknown(str(error)) from error
+
+    async def _call(self, sends: Sequence[Send]) -> list[Stored]:
+        assert self.connection is not None
+        async with asyncio.timeout(BATCH_TIMEOUT), self.connection.cursor() as cursor:
+            await cursor.execute(send_store.SQL, send_store.params(sends, timezone.now()))
+            rows = await cursor.fetchall()
         return [send_store.parse(row) for row in rows]
+
+    async def _reconcile(self) -> None:
+        """Sends whose batch may have committed unseen: if stored, their members
+        were never told and nobody was pushed. A resend is only a `duplicate`
+        (no deliveries), so tell the members' sockets to read their inboxes,
+        and push."""
+        assert self.connection is not None
+        sends, self.uncertain = self.uncertain, []
+        async with self.connection.cursor() as cursor:
+            await cursor.execute(send_store.FIND_STORED, send_store.keys(sends))
+            found = await cursor.fetchall()
+            if not found:
+                return
+            await cursor.execute(
+                "SELECT DISTINCT user_id FROM messaging_membership WHERE conversation_id = ANY(%s)",
+                [sorted({conversation_id for _, conversation_id in found})],
+            )
+            members = [user_id for (user_id,) in await cursor.fetchall()]
+        logger.warning("%d sends of a lost batch had been stored; announcing them", len(found))
+        self.pushes.add(message_id for message_id, _ in found)
+        await send_many([(user_id, {"type": "inbox.check"}) for user_id in members])
+
+
+class Unknown(Exception):
+    """A batch whose outcome is unknown (the connection was lost)."""
 
 
 async def _connect() -> psycopg.AsyncConnection:
     params = connections["default"].get_connection_params()
     for django_only in ("cursor_factory", "context"):
         params.pop(django_only, None)
-    return await psycopg.AsyncConnection.connect(**params, autocommit=True)
+    params.setdefault("connect_timeout", 5)
+    connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)
+    # A batch that waits on locks this long is given up (and rolled back).
+    await connection.execute(f"SET statement_timeout = {int(BATCH_TIMEOUT * 1000) - 1000}")
+    return connection
 
 
 class PushCoalescer:

@@ -12,6 +12,13 @@ from chatproject.realtime import Outgoing
 from messaging import wire
 
 SQL = "SELECT status, message_id, message, user_ids, cursors FROM messaging_send_batch(%s, %s, %s)"
+# Which of some sends are stored: (message id, conversation id).
+FIND_STORED = """
+SELECT m.id, m.conversation_id FROM messaging_message m
+  JOIN unnest(%s::bigint[], %s::bigint[], %s::text[]) AS k(conversation_id, sender_id, cmid)
+    ON m.conversation_id = k.conversation_id AND m.sender_id = k.sender_id
+   AND m.client_msg_id = k.cmid
+"""
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,14 @@ def params(sends: Sequence[Send], now: datetime) -> tuple[str, datetime, str]:
         ensure_ascii=False,
     )
     return body, now, wire.iso(now) or ""
+
+
+def keys(sends: Sequence[Send]) -> tuple[list[int], list[int], list[str]]:
+    return (
+        [s.conversation_id for s in sends],
+        [s.sender_id for s in sends],
+        [s.client_msg_id for s in sends],
+    )
 
 
 def parse(row: Sequence[Any]) -> Stored:

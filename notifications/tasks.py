@@ -29,6 +29,13 @@ def push_new_messages(message_ids: list[int]) -> int:
     return pushed
 
 
+@shared_task(ignore_result=True, acks_late=True)
+def push_new_message(message_id: int) -> int:
+    """The task's name before pushes were batched: tasks queued by an older
+    release are still run. Remove once no such task can be waiting."""
+    return push_new_messages([message_id])
+
+
 @shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=len(RETRY_DELAYS))
 def push_to_device(self, message_id: int, device_id: int) -> bool:  # type: ignore[no-untyped-def]
     outcome = message_push_device(message_id=message_id, device_id=device_id)
