@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import string
 from collections.abc import Iterable
 from typing import Any
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 Message = dict[str, Any]
 GAP: Message = {"type": "layer.gap"}
 PUBLISH_TIMEOUT = 5.0
+KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
 
 
 class _Channel:
@@ -332,7 +334,11 @@ class ChatChannelLayer(BaseChannelLayer):
         # reconnect by themselves on errors, which would leave a second,
         # unread subscriber connection behind; a lost connection is the
         # reader's to notice and replace.
-        await self._pubsub.connection.send_command(*args)
+        connection = self._pubsub.connection if self._pubsub is not None else None
+        if connection is None or not connection.is_connected:
+            # Sending would make redis-py open a fresh, unowned connection.
+            raise redis.ConnectionError("the layer's pub/sub connection is down")
+        await connection.send_command(*args)
 
     async def _read(self) -> None:
         backoff = 0.1
@@ -341,10 +347,15 @@ class ChatChannelLayer(BaseChannelLayer):
             client = aioredis.Redis.from_url(
                 self.url,
                 socket_timeout=None,
+                socket_connect_timeout=PUBLISH_TIMEOUT,
+                # A half-open connection (Redis gone without a reset) is found
+                # within ~25 s instead of hours.
+                socket_keepalive=True,
+                socket_keepalive_options=KEEPALIVE,
                 client_name=self.reader_name,
                 # No silent reconnects: a lost connection must end in the
                 # except below, which announces the gap.
-                retry=Retry(NoBackoff(), 0),
+                retry=Retry(NoBackoff(), 0, supported_errors=()),
             )
             pubsub = client.pubsub()
             try:
@@ -360,9 +371,14 @@ class ChatChannelLayer(BaseChannelLayer):
                 while True:
                     # Blocking read: a time-out per wait costs a timer each message.
                     item = await pubsub.get_message(timeout=None)
-                    if item is not None:
+                    if item is None:
+                        continue
+                    try:
                         self._on_item(item)
-                        backoff = 0.1
+                    except Exception:
+                        # One bad payload is not a lost connection.
+                        logger.exception("channel layer could not handle %r", item.get("channel"))
+                    backoff = 0.1
             except asyncio.CancelledError:
                 await self._close_quietly(pubsub, client)
                 raise

@@ -113,6 +113,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Created on first use (most sockets never type or see presence changes).
     typing_sent: dict[int, float] | None = None
     presence_versions: dict[int, int] | None = None
+    leaving: "asyncio.Future[None] | None" = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -163,8 +164,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         finally:
             # However the consumer ends (an error in connect, a cancelled
             # task), it leaves its group and its device goes offline.
-            await asyncio.shield(self.leave())
-            layer.forget(self.channel_name)
+            try:
+                await asyncio.shield(self.leave())
+            finally:
+                layer.forget(self.channel_name)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' own dispatch first runs close_old_connections on the
@@ -198,10 +201,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.leave()
 
     async def leave(self) -> None:
-        """Leave the user's group and go offline, once."""
-        if not hasattr(self, "user_id") or getattr(self, "left", False):
+        """Leave the user's group and go offline: once, in a task of its own,
+        so that a cancelled caller (daphne cancels slow closers) cannot stop
+        it half-way."""
+        if not hasattr(self, "user_id"):
             return
-        self.left = True
+        if self.leaving is None:
+            self.leaving = asyncio.ensure_future(self._leave())
+        await asyncio.shield(self.leaving)
+
+    async def _leave(self) -> None:
         try:
             await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
             await device_left(user_id=self.user_id, device=self.channel_name)

@@ -101,7 +101,7 @@ class SendQueue:
             else:
                 stored, outgoing = await _store_orm(sends)
         except Exception as error:
-            if len(batch) > 1 and not isinstance(error, Unknown):
+            if len(batch) > 1 and not isinstance(error, Unknown | psycopg.errors.QueryCanceled):
                 # Rolled back: one send must not fail the others; store them
                 # one by one.
                 logger.warning("send batch of %d failed (%r); retrying singly", len(batch), error)
@@ -123,27 +123,37 @@ class SendQueue:
         await send_many(outgoing)
 
     async def _store_sql(self, sends: Sequence[Send]) -> list[Stored]:
-        try:
-            if self.connection is None or self.connection.closed:
-                self.connection = await _connect()
-                if self.uncertain:
-                    await self._reconcile()
-            return await self._call(sends)
-        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-            # Rolled back, the connection is fine: once more.
-            return await self._call(sends)
-        except psycopg.errors.QueryCanceled:
-            raise  # statement_timeout: rolled back, nothing stored
-        except (psycopg.OperationalError, TimeoutError) as error:
-            # The connection is gone, or PostgreSQL stopped answering: whether
-            # the batch committed is unknown. The senders get an error and
-            # resend (idempotent on client_msg_id); what did commit is found
-            # and announced on the next connection (`_reconcile`).
-            self.uncertain.extend(sends)
-            if self.connection is not None:
-                await self.connection.close()
-            self.connection = None
-            raise Unknown(str(error)) from error
+        for attempt in (1, 2):
+            connected = False
+            try:
+                if self.connection is None or self.connection.closed:
+                    self.connection = await _connect()
+                    if self.uncertain:
+                        await self._reconcile()
+                connected = True
+                return await self._call(sends)
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                # Rolled back, the connection is fine: once more.
+                if attempt == 2:
+                    raise
+            except psycopg.errors.QueryCanceled:
+                raise  # statement_timeout: rolled back, nothing stored
+            except (psycopg.OperationalError, TimeoutError) as error:
+                # The connection is gone, or PostgreSQL stopped answering:
+                # whether the batch committed is unknown. The senders get an
+                # error and resend (idempotent on client_msg_id); what did
+                # commit is found and announced on the next connection.
+                if connected:
+                    self._add_uncertain(sends)
+                if self.connection is not None:
+                    await self.connection.close()
+                self.connection = None
+                raise Unknown(str(error)) from error
+        raise AssertionError("unreachable")
+
+    def _add_uncertain(self, sends: Sequence[Send]) -> None:
+        known = {send_store.key(s) for s in self.uncertain}
+        self.uncertain.extend(s for s in sends if send_store.key(s) not in known)
 
     async def _call(self, sends: Sequence[Send]) -> list[Stored]:
         assert self.connection is not None
@@ -158,17 +168,19 @@ class SendQueue:
         (no deliveries), so tell the members' sockets to read their inboxes,
         and push."""
         assert self.connection is not None
-        sends, self.uncertain = self.uncertain, []
-        async with self.connection.cursor() as cursor:
+        sends = list(self.uncertain)
+        async with asyncio.timeout(BATCH_TIMEOUT), self.connection.cursor() as cursor:
             await cursor.execute(send_store.FIND_STORED, send_store.keys(sends))
             found = await cursor.fetchall()
             if not found:
+                self.uncertain = []
                 return
             await cursor.execute(
                 "SELECT DISTINCT user_id FROM messaging_membership WHERE conversation_id = ANY(%s)",
                 [sorted({conversation_id for _, conversation_id in found})],
             )
             members = [user_id for (user_id,) in await cursor.fetchall()]
+        self.uncertain = []
         logger.warning("%d sends of a lost batch had been stored; announcing them", len(found))
         self.pushes.add(message_id for message_id, _ in found)
         await send_many([(user_id, {"type": "inbox.check"}) for user_id in members])
@@ -183,9 +195,10 @@ async def _connect() -> psycopg.AsyncConnection:
     for django_only in ("cursor_factory", "context"):
         params.pop(django_only, None)
     params.setdefault("connect_timeout", 5)
-    connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)
-    # A batch that waits on locks this long is given up (and rolled back).
-    await connection.execute(f"SET statement_timeout = {int(BATCH_TIMEOUT * 1000) - 1000}")
+    async with asyncio.timeout(BATCH_TIMEOUT):
+        connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)
+        # A batch that waits on locks this long is given up (and rolled back).
+        await connection.execute(f"SET statement_timeout = {int(BATCH_TIMEOUT * 1000) - 1000}")
     return connection
 
 

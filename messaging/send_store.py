@@ -57,6 +57,10 @@ def params(sends: Sequence[Send], now: datetime) -> tuple[str, datetime, str]:
     return body, now, wire.iso(now) or ""
 
 
+def key(send: Send) -> tuple[int, int, str]:
+    return send.conversation_id, send.sender_id, send.client_msg_id
+
+
 def keys(sends: Sequence[Send]) -> tuple[list[int], list[int], list[str]]:
     return (
         [s.conversation_id for s in sends],
