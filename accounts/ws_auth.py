@@ -122,8 +122,7 @@ class WebSocketAuthMiddleware:
         return await self.inner(scope, receive, send)
 
 
-@database_sync_to_async
-def credentials_still_valid(*, user_id: int, token_key: str | None) -> bool:
+def credentials_valid(*, user_id: int, token_key: str | None) -> bool:
     """Checked again once the socket listens for revocations (a log-out or a
     deactivation between the handshake and joining the group is not missed) and
     now and then on heartbeats (a revocation event the channel layer dropped,
@@ -142,3 +141,6 @@ def credentials_still_valid(*, user_id: int, token_key: str | None) -> bool:
         .filter(Q(expiry__isnull=True) | Q(expiry__gt=timezone.now()))
         .exists()
     )
+
+
+credentials_still_valid = database_sync_to_async(credentials_valid)

@@ -43,7 +43,19 @@ logger = logging.getLogger(__name__)
 Message = dict[str, Any]
 GAP: Message = {"type": "layer.gap"}
 PUBLISH_TIMEOUT = 5.0
-KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
+# A dead peer is noticed in ~25 s: keepalive probes while idle, and
+# TCP_USER_TIMEOUT while written data waits unacknowledged (probes stop then).
+# Linux names; elsewhere what exists.
+KEEPALIVE = {
+    getattr(socket, name): value
+    for name, value in (
+        ("TCP_KEEPIDLE", 10),
+        ("TCP_KEEPINTVL", 5),
+        ("TCP_KEEPCNT", 3),
+        ("TCP_USER_TIMEOUT", 25_000),
+    )
+    if hasattr(socket, name)
+}
 
 
 class _Channel:
@@ -314,20 +326,26 @@ class ChatChannelLayer(BaseChannelLayer):
         future = self._subscribed.get(group)
         if future is None:
             future = self._subscribed[group] = asyncio.get_running_loop().create_future()
-            await self._ready.wait()
-            # One command at a time on the pub/sub connection: redis-py's
-            # PubSub is not safe for concurrent commands.
-            async with self._commands:
-                if self._pubsub is not None and group in self.groups:
-                    try:
-                        await self._command("SUBSCRIBE", self._redis_name(group))
-                    except Exception as error:  # redis-py: also AttributeError once lost
-                        # The reader reconnects and re-subscribes every group,
-                        # this one included; its confirmation ends the wait.
-                        logger.warning("subscribe %s failed: %r", group, error)
+            # In a task of its own: a caller cancelled while waiting must not
+            # leave the other sockets of the user waiting on a SUBSCRIBE that
+            # was never sent.
+            await asyncio.shield(asyncio.ensure_future(self._send_subscribe(group)))
         # Redis confirms the subscription on the reader; until then a publish
         # could miss this process (the consumer joins *before* replaying).
         await asyncio.shield(future)
+
+    async def _send_subscribe(self, group: str) -> None:
+        await self._ready.wait()
+        # One command at a time on the pub/sub connection: redis-py's PubSub
+        # is not safe for concurrent commands.
+        async with self._commands:
+            if self._pubsub is not None and group in self.groups:
+                try:
+                    await self._command("SUBSCRIBE", self._redis_name(group))
+                except Exception as error:  # redis-py: also AttributeError once lost
+                    # The reader reconnects and re-subscribes every group,
+                    # this one included; its confirmation ends the wait.
+                    logger.warning("subscribe %s failed: %r", group, error)
 
     async def _command(self, *args: str) -> None:
         # Straight onto the reader's connection: redis-py's PubSub methods
@@ -349,7 +367,7 @@ class ChatChannelLayer(BaseChannelLayer):
                 socket_timeout=None,
                 socket_connect_timeout=PUBLISH_TIMEOUT,
                 # A half-open connection (Redis gone without a reset) is found
-                # within ~25 s instead of hours.
+                # within ~25 s instead of minutes or hours.
                 socket_keepalive=True,
                 socket_keepalive_options=KEEPALIVE,
                 client_name=self.reader_name,

@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
-from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid
+from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid, credentials_valid
 from chatproject.converters import BIGINT_MAX
 from chatproject.errors import ChatError, InvalidInput, NotFound
 from chatproject.realtime import collecting_sends, send_many, user_group
@@ -62,6 +62,14 @@ async def write(fn: Callable[..., Any], **kwargs: Any) -> Any:
 
     result, outgoing = await sync_to_async(call, thread_sensitive=False)()
     return result, outgoing
+
+
+def _head_if_still_valid(*, user_id: int, token_key: str | None) -> int | None:
+    """The inbox head, or None if the socket's credentials are no longer
+    valid: one trip to the ORM thread for both (a heartbeat's check)."""
+    if not credentials_valid(user_id=user_id, token_key=token_key):
+        return None
+    return inbox_head(user_id=user_id)
 
 
 def _int_field(frame: dict[str, Any], name: str, *, optional: bool = False) -> int | None:
@@ -382,13 +390,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         look at the credentials again) or events (so read the inbox up to its
         head; nothing later would reveal a dropped last event)."""
         self.head_checked_at = time.monotonic()
-        if not await credentials_still_valid(user_id=self.user_id, token_key=self.token_key):
+        head = await db(_head_if_still_valid)(user_id=self.user_id, token_key=self.token_key)
+        if head is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        if self.cursor is not None:
-            head = await db(inbox_head)(user_id=self.user_id)
-            if head > self.cursor:
-                await self.catch_up(upto=head)
+        if self.cursor is not None and head > self.cursor:
+            await self.catch_up(upto=head)
 
     # --- events from the channel layer ---------------------------------------
 

@@ -128,8 +128,9 @@ class SendQueue:
             try:
                 if self.connection is None or self.connection.closed:
                     self.connection = await _connect()
-                    if self.uncertain:
-                        await self._reconcile()
+                if self.uncertain:
+                    # Until it succeeds, whatever made it fail last time.
+                    await self._reconcile()
                 connected = True
                 return await self._call(sends)
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
@@ -197,8 +198,12 @@ async def _connect() -> psycopg.AsyncConnection:
     params.setdefault("connect_timeout", 5)
     async with asyncio.timeout(BATCH_TIMEOUT):
         connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)
-        # A batch that waits on locks this long is given up (and rolled back).
-        await connection.execute(f"SET statement_timeout = {int(BATCH_TIMEOUT * 1000) - 1000}")
+        try:
+            # A batch that waits on locks this long is given up (rolled back).
+            await connection.execute(f"SET statement_timeout = {int(BATCH_TIMEOUT * 1000) - 1000}")
+        except BaseException:
+            await connection.close()
+            raise
     return connection
 
 
