@@ -216,8 +216,8 @@ class ChatChannelLayer(BaseChannelLayer):
                 self._deliver_group(group, message)
             return
         async with self._publisher().pipeline(transaction=False) as pipe:
-            for group, message in messages:
-                pipe.publish(self._redis_name(group), msgpack.packb(message, use_bin_type=True))
+            for channel, payload in self._packed(messages):
+                pipe.publish(channel, payload)
             await pipe.execute()
 
     def group_send_many_sync(self, messages: Iterable[tuple[str, Message]]) -> None:
@@ -230,17 +230,11 @@ class ChatChannelLayer(BaseChannelLayer):
                 self.loop.call_soon_threadsafe(self._deliver_groups, messages)
             return
         if self._sync_publisher is None:
-            pool = redis.BlockingConnectionPool.from_url(
-                self.url,
-                max_connections=self.max_connections,
-                timeout=PUBLISH_TIMEOUT,
-                socket_timeout=PUBLISH_TIMEOUT,
-                socket_connect_timeout=PUBLISH_TIMEOUT,
-            )
+            pool = redis.BlockingConnectionPool.from_url(self.url, **self._pool_options())
             self._sync_publisher = redis.Redis(connection_pool=pool)
         with self._sync_publisher.pipeline(transaction=False) as pipe:
-            for group, message in messages:
-                pipe.publish(self._redis_name(group), msgpack.packb(message, use_bin_type=True))
+            for channel, payload in self._packed(messages):
+                pipe.publish(channel, payload)
             pipe.execute()
 
     async def ping(self) -> None:
@@ -300,17 +294,26 @@ class ChatChannelLayer(BaseChannelLayer):
         loop = asyncio.get_running_loop()
         client = self._publishers.get(loop)
         if client is None:
-            # Bounded waits: a Redis that stops answering fails a publish in
-            # seconds (the inboxes have everything) instead of stalling sends.
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.url,
-                max_connections=self.max_connections,
-                timeout=PUBLISH_TIMEOUT,
-                socket_timeout=PUBLISH_TIMEOUT,
-                socket_connect_timeout=PUBLISH_TIMEOUT,
-            )
+            pool = aioredis.BlockingConnectionPool.from_url(self.url, **self._pool_options())
             client = self._publishers[loop] = aioredis.Redis(connection_pool=pool)
         return client
+
+    def _pool_options(self) -> dict[str, Any]:
+        # Bounded waits: a Redis that stops answering fails a publish in
+        # seconds (the inboxes have everything) instead of stalling sends.
+        return {
+            "max_connections": self.max_connections,
+            "timeout": PUBLISH_TIMEOUT,
+            "socket_timeout": PUBLISH_TIMEOUT,
+            "socket_connect_timeout": PUBLISH_TIMEOUT,
+        }
+
+    def _packed(self, messages: list[tuple[str, Message]]) -> list[tuple[str, bytes]]:
+        """(Redis channel, payload) of each group message, for a publishing pipeline."""
+        return [
+            (self._redis_name(group), msgpack.packb(message, use_bin_type=True))
+            for group, message in messages
+        ]
 
     async def _start(self) -> None:
         if self.loop is None:

@@ -5,6 +5,7 @@ import uuid
 from rest_framework.test import APIClient
 
 from tests.conftest import Member
+from tests.support.ws import Socket, open_socket
 
 
 def api(member: Member | None = None) -> APIClient:
@@ -40,3 +41,20 @@ def send(member: Member, conversation_id: int, text: str, client_msg_id: str | N
         {"client_msg_id": client_msg_id or new_id(), "text": text},
         format="json",
     )
+
+
+def connect(server, member: Member, cursor: int | None = 0) -> tuple[Socket, dict]:
+    """A socket of `member` on `server`, past `hello`: (socket, the `ready` frame)."""
+    sock = open_socket(server.ws_url, token=member.token)
+    sock.send({"type": "hello", "cursor": cursor})
+    ready = sock.expect("ready")
+    return sock, ready
+
+
+def send_frame(conversation: int, text: str, client_msg_id: str | None = None) -> dict:
+    return {
+        "type": "send",
+        "conversation_id": conversation,
+        "client_msg_id": client_msg_id or new_id(),
+        "text": text,
+    }

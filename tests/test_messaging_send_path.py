@@ -21,28 +21,11 @@ from messaging import send_store, wire
 from messaging.models import InboxEvent, Membership, Message
 from messaging.send_store import Send
 from messaging.services import _message_send_sql, message_send_orm
-from tests.messaging_helpers import direct, group, new_id, send
-from tests.support.ws import open_socket
+from tests.messaging_helpers import connect, direct, group, send, send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 IMPLEMENTATIONS = {"sql": _message_send_sql, "orm": message_send_orm}
-
-
-def connect(server, member, cursor: int | None = 0):
-    sock = open_socket(server.ws_url, token=member.token)
-    sock.send({"type": "hello", "cursor": cursor})
-    sock.expect("ready")
-    return sock
-
-
-def send_frame(conversation: int, text: str, client_msg_id: str | None = None) -> dict:
-    return {
-        "type": "send",
-        "conversation_id": conversation,
-        "client_msg_id": client_msg_id or new_id(),
-        "text": text,
-    }
 
 
 # --- the two implementations of one set of rules ----------------------------
@@ -117,7 +100,7 @@ def _head(user_id: int) -> int:
 def test_a_full_send_queue_refuses_with_overloaded_and_stores_nothing(daphne_factory, alice, bob):
     server = daphne_factory(CHAT_SEND_QUEUE_MAX="0")
     conversation = direct(alice, bob)
-    with connect(server, alice) as phone:
+    with connect(server, alice)[0] as phone:
         phone.send(send_frame(conversation, "hello?", "busy-1"))
         error = phone.expect("error")
         # The socket survives and can do other things.
@@ -142,8 +125,8 @@ def test_under_overload_every_send_is_acked_or_refused_and_acked_ones_arrive_onc
         CHAT_SEND_QUEUE_MAX="2", CHAT_SOCKET_RATE="1000", CHAT_SOCKET_BURST="1000"
     )
     conversation = direct(alice, bob)
-    receiver = connect(server, bob)
-    senders = [connect(server, alice) for _ in range(12)]
+    receiver = connect(server, bob)[0]
+    senders = [connect(server, alice)[0] for _ in range(12)]
     per_socket = 10
     answers: dict[str, str] = {}
     lock = threading.Lock()
@@ -334,7 +317,7 @@ def test_a_socket_whose_layer_connection_drops_still_gets_every_message(daphne_f
     the socket repairs from its inbox at once (no heartbeat, no head check)."""
     server = daphne_factory(CHAT_HEAD_CHECK="3600")
     conversation = direct(alice, bob)
-    with connect(server, bob) as phone:
+    with connect(server, bob)[0] as phone:
         send(alice, conversation, "before")
         assert phone.expect("event", kind="message.new")["message"]["text"] == "before"
         names = [

@@ -5,26 +5,10 @@ Cast: alice and bob talk, charlie should have no access."""
 import pytest
 
 from messaging.models import Message
-from tests.messaging_helpers import api, direct, group, new_id, send
-from tests.support.ws import Socket, open_socket
+from tests.messaging_helpers import api, connect, direct, group, send, send_frame
+from tests.support.ws import open_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def connect(server, member, cursor: int | None = 0) -> tuple[Socket, dict]:
-    sock = open_socket(server.ws_url, token=member.token)
-    sock.send({"type": "hello", "cursor": cursor})
-    ready = sock.expect("ready")
-    return sock, ready
-
-
-def send_frame(conversation: int, text: str, client_msg_id: str | None = None) -> dict:
-    return {
-        "type": "send",
-        "conversation_id": conversation,
-        "client_msg_id": client_msg_id or new_id(),
-        "text": text,
-    }
 
 
 def test_direct_message_reaches_every_device_of_both_users(live_daphne, alice, bob):
