@@ -434,10 +434,17 @@ def main() -> None:
         help="commit whose code 'ours' runs (exported with git archive), or 'tree' for "
         "the working tree as it is",
     )
+    parser.add_argument("--rates", help="direct_sweep rates instead of the mode's, e.g. 1600,2000")
+    parser.add_argument("--hold", type=float, help="direct_sweep seconds per rate instead")
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     config = QUICK if args.mode == "quick" else FULL
+    sweep = config["direct_sweep"]
+    if args.rates:
+        sweep["rates"] = [int(r) for r in args.rates.split(",")]
+    if args.hold:
+        sweep["hold"] = args.hold
     systems = [s for s in SYSTEMS if s in args.systems.split(",")]
     scenarios = [s for s in SCENARIOS if s in args.scenarios.split(",")]
     started = time.monotonic()
