@@ -9,9 +9,11 @@ Why not channels_redis (measured in docs/benchmarks.md, FIELD-NOTES):
 Here a process subscribes once per *group* it has sockets in (a user's
 `user.<id>`), on one pub/sub connection; a batch of group messages is one
 pipelined round trip; the reader task hands each message to the local
-sockets of its group. Sockets' own channels stay in the process (a `send` to
-one travels through the process's Redis channel, so /healthz sees a real
-round trip).
+sockets of its group. What the process's event loop sends reaches its own
+sockets at once, without the Redis round trip: the payload names the process
+it came from, and the reader skips its own. Sockets' own channels stay in the
+process (a `send` to one travels through the process's Redis channel, so
+/healthz sees a real round trip).
 
 Delivery is at most once, like every channel layer, but never silently
 short: a socket whose queue is full, and every socket after the pub/sub
@@ -42,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 GAP: Message = {"type": "layer.gap"}
+# A group payload starts with the publishing process's id (ORIGIN_BYTES),
+# or with NO_ORIGIN when no process delivered it locally (sync callers).
+ORIGIN_BYTES = 12
+NO_ORIGIN = b"-" * ORIGIN_BYTES
 PUBLISH_TIMEOUT = 5.0
 # A dead peer is noticed in ~25 s: keepalive probes while idle, and
 # TCP_USER_TIMEOUT while written data waits unacknowledged (probes stop then).
@@ -89,7 +95,8 @@ class ChatChannelLayer(BaseChannelLayer):
         self.url = url or None
         self.prefix = prefix
         self.max_connections = max_connections
-        self.process = _random(12)
+        self.process = _random(ORIGIN_BYTES)
+        self._origin = self.process.encode()
         self.channels: dict[str, _Channel] = {}
         self.groups: dict[str, set[str]] = {}
         # The loop the sockets live on: where the reader runs and local
@@ -211,12 +218,18 @@ class ChatChannelLayer(BaseChannelLayer):
         messages = list(messages)
         if not messages:
             return
+        # On the sockets' loop (or before any socket exists): our own
+        # sockets first, without the Redis round trip.
+        local = self.loop is None or self.loop is asyncio.get_running_loop()
+        if local:
+            self._deliver_groups(messages)
+        elif self.url is None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._deliver_groups, messages)
         if self.url is None:
-            for group, message in messages:
-                self._deliver_group(group, message)
             return
+        origin = self._origin if local else NO_ORIGIN
         async with self._publisher().pipeline(transaction=False) as pipe:
-            for channel, payload in self._packed(messages):
+            for channel, payload in self._packed(messages, origin):
                 pipe.publish(channel, payload)
             await pipe.execute()
 
@@ -233,7 +246,7 @@ class ChatChannelLayer(BaseChannelLayer):
             pool = redis.BlockingConnectionPool.from_url(self.url, **self._pool_options())
             self._sync_publisher = redis.Redis(connection_pool=pool)
         with self._sync_publisher.pipeline(transaction=False) as pipe:
-            for channel, payload in self._packed(messages):
+            for channel, payload in self._packed(messages, NO_ORIGIN):
                 pipe.publish(channel, payload)
             pipe.execute()
 
@@ -308,10 +321,12 @@ class ChatChannelLayer(BaseChannelLayer):
             "socket_connect_timeout": PUBLISH_TIMEOUT,
         }
 
-    def _packed(self, messages: list[tuple[str, Message]]) -> list[tuple[str, bytes]]:
+    def _packed(
+        self, messages: list[tuple[str, Message]], origin: bytes
+    ) -> list[tuple[str, bytes]]:
         """(Redis channel, payload) of each group message, for a publishing pipeline."""
         return [
-            (self._redis_name(group), msgpack.packb(message, use_bin_type=True))
+            (self._redis_name(group), origin + msgpack.packb(message, use_bin_type=True))
             for group, message in messages
         ]
 
@@ -432,11 +447,14 @@ class ChatChannelLayer(BaseChannelLayer):
         kind = item["type"]
         name = item["channel"].decode()
         if kind == "message":
-            data = msgpack.unpackb(item["data"], raw=False)
+            data = item["data"]
             if name == self._process_channel:
-                self._deliver_to(data["c"], data["m"])
-            else:
-                self._deliver_group(name.removeprefix(f"{self.prefix}:g:"), data)
+                message = msgpack.unpackb(data, raw=False)
+                self._deliver_to(message["c"], message["m"])
+            elif not data.startswith(self._origin):
+                # (Our own were delivered when they were sent.)
+                message = msgpack.unpackb(data[ORIGIN_BYTES:], raw=False)
+                self._deliver_group(name.removeprefix(f"{self.prefix}:g:"), message)
         elif kind == "subscribe":
             if name == self._process_channel:
                 self._ready.set()

@@ -203,14 +203,44 @@ async def test_a_full_socket_queue_gets_one_gap_message_not_silence():
     await layer.close()
 
 
+async def test_this_process_delivers_its_own_at_once_and_other_processes_once_through_redis():
+    prefix = f"{settings.REDIS_PREFIX}:two"
+    here, there = (
+        ChatChannelLayer(settings.REDIS_URL, prefix=prefix),
+        ChatChannelLayer(settings.REDIS_URL, prefix=prefix),
+    )
+    mine, theirs = await here.new_channel(), await there.new_channel()
+    await here.group_add("user.3", mine)
+    await there.group_add("user.3", theirs)
+
+    await here.group_send_many([("user.3", {"type": "n", "n": n}) for n in range(3)])
+    # Here, queued before the publish even returned; there, by way of Redis.
+    assert here.channels[mine].queue.qsize() == 3
+    for channel, layer in ((mine, here), (theirs, there)):
+        assert [(await _receive(layer, channel))["n"] for _ in range(3)] == [0, 1, 2]
+    # Redis brings this process its own messages too: they are not delivered twice.
+    await there.group_send("user.3", {"type": "n", "n": 3})
+    for channel, layer in ((mine, here), (theirs, there)):
+        assert (await _receive(layer, channel))["n"] == 3
+        with pytest.raises(TimeoutError):
+            await _receive(layer, channel, timeout=0.3)
+    await here.close()
+    await there.close()
+
+
 async def test_after_losing_redis_every_socket_hears_of_the_gap_and_delivery_resumes():
-    layer = ChatChannelLayer(settings.REDIS_URL, prefix=f"{settings.REDIS_PREFIX}:lost")
+    prefix = f"{settings.REDIS_PREFIX}:lost"
+    # The sender is another process: what reaches `layer` comes through Redis.
+    layer, sender = (
+        ChatChannelLayer(settings.REDIS_URL, prefix=prefix),
+        ChatChannelLayer(settings.REDIS_URL, prefix=prefix),
+    )
     channel = await layer.new_channel()
     await layer.group_add("user.7", channel)
     with pytest.raises(TimeoutError):
         # A receive that times out must not lose the socket's channel.
         await _receive(layer, channel, timeout=0.1)
-    await layer.group_send("user.7", {"type": "n", "n": 1})
+    await sender.group_send("user.7", {"type": "n", "n": 1})
     assert (await _receive(layer, channel))["n"] == 1
 
     killed = _kill_client(layer.reader_name)
@@ -218,9 +248,10 @@ async def test_after_losing_redis_every_socket_hears_of_the_gap_and_delivery_res
     # The gap is announced once the subscriptions are back: whatever is sent
     # from then on arrives, and what was missed before is for the inbox.
     assert await _receive(layer, channel, timeout=10) is GAP
-    await layer.group_send("user.7", {"type": "n", "n": 2})
+    await sender.group_send("user.7", {"type": "n", "n": 2})
     assert (await _receive(layer, channel))["n"] == 2
     await layer.close()
+    await sender.close()
 
 
 async def test_many_sockets_joining_at_once_all_get_their_messages():
