@@ -24,9 +24,30 @@ def test_direct_message_reaches_every_device_of_both_users(live_daphne, alice, b
         assert ack["message"]["text"] == "hi"
         assert ack["message"]["seq"] == 1
 
-        for device in (alice_phone, alice_laptop, bob_phone):
-            event = device.expect("event", kind="message.new")
-            assert event["message"] == ack["message"]
+        events = {}
+        for device in (alice_laptop, bob_phone):
+            events[device] = device.expect("event", kind="message.new")
+            assert events[device]["message"] == ack["message"]
+        # The sending device's event is its ack (the next cursor of its
+        # inbox): it does not come a second time.
+        assert ack["cursor"] == events[alice_laptop]["cursor"]
+        assert [f for f in alice_phone.frames_for(0.5) if f["type"] == "event"] == []
+        alice_phone.send(send_frame(conversation, "again", "m2"))
+        assert alice_phone.expect("ack")["cursor"] == ack["cursor"] + 1
+
+
+def test_an_ack_without_a_cursor_leaves_the_event_to_come_in_its_turn(live_daphne, alice, bob):
+    conversation = direct(alice, bob)
+    with open_socket(live_daphne.ws_url, token=alice.token) as phone:
+        # Before `hello` the device has no cursor: the ack cannot stand for
+        # its event, which the replay then brings.
+        phone.send(send_frame(conversation, "early", "e1"))
+        ack = phone.expect("ack")
+        assert "cursor" not in ack
+        phone.send({"type": "hello", "cursor": 0})
+        event = phone.expect("event", kind="message.new")
+        assert event["message"] == ack["message"]
+        assert phone.expect("ready")["cursor"] == event["cursor"]
 
 
 def test_group_message_reaches_every_device_of_every_member(live_daphne, alice, bob, make_member):
@@ -35,7 +56,8 @@ def test_group_message_reaches_every_device_of_every_member(live_daphne, alice, 
     devices = [connect(live_daphne, m)[0] for m in (alice, bob, bob, carol, carol)]
     try:
         devices[1].send(send_frame(conversation, "hello team"))
-        for device in devices:
+        assert devices[1].expect("ack")["message"]["text"] == "hello team"
+        for device in devices[:1] + devices[2:]:
             event = device.expect("event", kind="message.new")
             assert event["message"]["text"] == "hello team"
             assert event["message"]["sender_id"] == bob.id

@@ -387,6 +387,10 @@ async function handleFrame(frame) {
       outbox.remove(frame.client_msg_id);
       serverErrors.delete(frame.client_msg_id);
       if (!store.applyMessage(frame.message)) await fetchConversation(frame.message.conversation_id);
+      // An ack with a cursor is also our message.new event (docs/protocol.md).
+      if (frame.cursor !== undefined && (cursor.value === null || frame.cursor > cursor.value)) {
+        cursor.set(frame.cursor);
+      }
       refresh();
       return;
     }
