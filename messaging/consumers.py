@@ -26,6 +26,7 @@ from messaging.selectors import message_wire
 from messaging.send_queue import send_queue
 from messaging.send_store import Send
 from messaging.services import clean_client_msg_id, clean_text, conversation_mark_read
+from messaging.socket_memory import drop_handshake_headers, slim_mailbox
 from messaging.typing_indicator import (
     TYPING_EXPIRES_SECONDS,
     TYPING_THROTTLE_SECONDS,
@@ -144,6 +145,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         subprotocol = SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None
         await self.accept(subprotocol=subprotocol)
+        drop_handshake_headers(self.scope)
         sweeper.ensure_running()
         self.beat_recorded_at = time.monotonic()
         await device_beat(user_id=self.user_id, device=self.channel_name)
@@ -160,6 +162,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(mailbox, asyncio.Queue) or not hasattr(layer, "forget"):
             await super().__call__(scope, receive, send)
             return
+        slim_mailbox(mailbox)
         self.scope = scope
         self.channel_layer = layer
         self.channel_name = await layer.new_channel(mailbox=mailbox)
