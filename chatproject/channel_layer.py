@@ -48,6 +48,9 @@ GAP: Message = {"type": "layer.gap"}
 # or with NO_ORIGIN when no process delivered it locally (sync callers).
 ORIGIN_BYTES = 12
 NO_ORIGIN = b"-" * ORIGIN_BYTES
+# A message is a msgpack map: its first byte is one of these (fixmap, map 16,
+# map 32); an origin never starts with them.
+_MSGPACK_MAP_START = {bytes([b]) for b in (*range(0x80, 0x90), 0xDE, 0xDF)}
 PUBLISH_TIMEOUT = 5.0
 # A dead peer is noticed in ~25 s: keepalive probes while idle, and
 # TCP_USER_TIMEOUT while written data waits unacknowledged (probes stop then).
@@ -135,7 +138,9 @@ class ChatChannelLayer(BaseChannelLayer):
         into) instead of a queue of the channel's own that `receive` reads:
         a socket then costs one queue and no extra task (an asyncio.Queue is
         ~2.8 KB, and Channels runs a task per receive source)."""
-        await self._start()
+        # A name needs no Redis (a socket must not wait here while Redis is
+        # away: joining a group is where it waits, for a bounded time).
+        self._start_reading()
         name = f"{prefix}{self.process}!{_random(12)}"
         self.channels[name] = _Channel(mailbox)
         return name
@@ -252,6 +257,7 @@ class ChatChannelLayer(BaseChannelLayer):
 
     async def ping(self) -> None:
         """A round trip through Redis and back into this process (/healthz)."""
+        await self._start()
         channel = await self.new_channel("healthz.")
         try:
             await self.send(channel, {"type": "healthz.ping"})
@@ -286,10 +292,16 @@ class ChatChannelLayer(BaseChannelLayer):
             return
         if local.queue.qsize() >= self.capacity:
             # Not dropped silently: the consumer repairs from what is stored.
-            local.gapped = True
-            local.queue.put_nowait(GAP)
+            self._gap(local)
             return
         local.queue.put_nowait(message)
+
+    @staticmethod
+    def _gap(local: _Channel) -> None:
+        """One `layer.gap` waiting per socket is enough: it reads its inbox."""
+        if not local.gapped:
+            local.gapped = True
+            local.queue.put_nowait(GAP)
 
     def _deliver_group(self, group: str, message: Message) -> None:
         for channel in self.groups.get(group, ()):
@@ -330,15 +342,17 @@ class ChatChannelLayer(BaseChannelLayer):
             for group, message in messages
         ]
 
-    async def _start(self) -> None:
+    def _start_reading(self) -> None:
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
-        if self.url is None:
-            return
-        if self._reader is None:
+        if self.url is not None and self._reader is None:
             self._reader = asyncio.create_task(self._read(), name="channel-layer-reader")
-        # Subscribing needs the reader's connection to be up.
-        await self._ready.wait()
+
+    async def _start(self) -> None:
+        self._start_reading()
+        if self.url is not None:
+            # Subscribing needs the reader's connection to be up.
+            await self._ready.wait()
 
     async def _subscribe(self, group: str) -> None:
         future = self._subscribed.get(group)
@@ -429,9 +443,7 @@ class ChatChannelLayer(BaseChannelLayer):
 
     def _announce_gap(self) -> None:
         for local in list(self.channels.values()):
-            if not local.gapped:
-                local.gapped = True
-                local.queue.put_nowait(GAP)
+            self._gap(local)
 
     @staticmethod
     async def _close_quietly(pubsub: Any, client: aioredis.Redis) -> None:
@@ -443,6 +455,26 @@ class ChatChannelLayer(BaseChannelLayer):
         except Exception as error:
             logger.debug("closing the lost pub/sub connection: %r", error)
 
+    def _on_group_message(self, group: str, data: bytes) -> None:
+        if data[:1] in _MSGPACK_MAP_START:
+            # Published without an origin by an older version of this layer
+            # (a rolling deploy): no process delivered it yet.
+            body = data
+        elif data.startswith(self._origin):
+            return  # ours: delivered when it was sent
+        else:
+            body = data[ORIGIN_BYTES:]
+        try:
+            message = msgpack.unpackb(body, raw=False)
+        except Exception:
+            # Not silently short: the group's sockets read their inboxes.
+            logger.exception("channel layer could not read a message for %s", group)
+            for channel in self.groups.get(group, ()):
+                if (local := self.channels.get(channel)) is not None:
+                    self._gap(local)
+            return
+        self._deliver_group(group, message)
+
     def _on_item(self, item: dict[str, Any]) -> None:
         kind = item["type"]
         name = item["channel"].decode()
@@ -451,10 +483,8 @@ class ChatChannelLayer(BaseChannelLayer):
             if name == self._process_channel:
                 message = msgpack.unpackb(data, raw=False)
                 self._deliver_to(message["c"], message["m"])
-            elif not data.startswith(self._origin):
-                # (Our own were delivered when they were sent.)
-                message = msgpack.unpackb(data[ORIGIN_BYTES:], raw=False)
-                self._deliver_group(name.removeprefix(f"{self.prefix}:g:"), message)
+            else:
+                self._on_group_message(name.removeprefix(f"{self.prefix}:g:"), data)
         elif kind == "subscribe":
             if name == self._process_channel:
                 self._ready.set()

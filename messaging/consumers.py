@@ -38,6 +38,13 @@ from presence.services import device_beat, device_left
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
+# This server cannot deliver live events now (its Redis is unreachable):
+# reconnect with back-off. (RFC 6455's 1013 says the same, but autobahn lets
+# a server send only 1000 or 3000-4999.)
+CLOSE_TRY_AGAIN_LATER = 4503
+# How long joining the user's group may wait for Redis while connecting
+# (daphne gives up on a handshake after 5 s by default).
+JOIN_TIMEOUT = 3.0
 
 db = database_sync_to_async
 
@@ -137,7 +144,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.bucket = TokenBucket(settings.CHAT_SOCKET_RATE, settings.CHAT_SOCKET_BURST)
         # Join before any replay: an event committed during the replay is then
         # either in the replay or queued here, never in neither.
-        await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
+        try:
+            async with asyncio.timeout(JOIN_TIMEOUT):
+                await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
+        except TimeoutError:
+            # The layer cannot reach Redis: rather than a handshake left
+            # hanging, a close that says "later" (the client backs off).
+            logger.warning("socket of user %s: channel layer unavailable", self.user_id)
+            await self.accept()
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            return
         if not await credentials_still_valid(user_id=self.user_id, token_key=self.token_key):
             await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
             del self.user_id

@@ -17,6 +17,7 @@ from knox.models import AuthToken
 
 from accounts.tasks import purge_expired_tokens
 from tests.support.servers import free_port, wait_healthy
+from tests.support.ws import open_socket
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +51,14 @@ def test_healthz_names_the_channel_layer_when_redis_is_down(daphne_factory):
     assert status == 503
     assert body["status"] == "unavailable"
     assert list(body["failing"]) == ["channel_layer"]
+    server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_socket_is_told_to_come_back_later_while_redis_is_down(daphne_factory, alice):
+    server = daphne_factory(healthy=False, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    with open_socket(server.ws_url, token=alice.token) as sock:
+        assert sock.closed_with(timeout=15) == 4503
     server.stop()
 
 

@@ -8,9 +8,11 @@ import json
 import threading
 import time
 
+import msgpack
 import psycopg
 import pytest
 import redis
+import redis.asyncio
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -181,6 +183,36 @@ def test_under_overload_every_send_is_acked_or_refused_and_acked_ones_arrive_onc
         sock.close()
 
 
+def test_an_ack_stands_for_the_event_only_when_no_earlier_event_is_on_its_way(
+    live_daphne, alice, bob
+):
+    conversation = direct(alice, bob)
+    alice_phone, ready = connect(live_daphne, alice)
+    bob_phone = connect(live_daphne, bob)[0]
+    cursor = ready["cursor"]
+    # Bob's message is stored first but waits on the row lock; Alice's send
+    # queues behind it. When hers is stored, Bob's event for her phone is
+    # still in its mailbox: her ack must not claim the cursor after it.
+    blocker = psycopg.connect(_pg_url())
+    blocker.execute("SELECT 1 FROM messaging_conversation WHERE id = %s FOR UPDATE", [conversation])
+    bob_phone.send(send_frame(conversation, "first", "b1"))
+    time.sleep(0.5)
+    alice_phone.send(send_frame(conversation, "second", "a1"))
+    time.sleep(0.3)
+    blocker.commit()
+    blocker.close()
+
+    ack = alice_phone.expect("ack", client_msg_id="a1")
+    assert "cursor" not in ack
+    events = [alice_phone.expect("event", kind="message.new") for _ in range(2)]
+    assert [(e["cursor"], e["message"]["text"]) for e in events] == [
+        (cursor + 1, "first"),
+        (cursor + 2, "second"),
+    ]
+    alice_phone.close()
+    bob_phone.close()
+
+
 # --- the channel layer says when it fell short -----------------------------------
 
 
@@ -226,6 +258,37 @@ async def test_this_process_delivers_its_own_at_once_and_other_processes_once_th
             await _receive(layer, channel, timeout=0.3)
     await here.close()
     await there.close()
+
+
+async def test_publishes_from_other_event_loops_reach_this_process_once():
+    """REST views and tasks publish from threads (their own loops, or none):
+    the layer's own sockets get those through Redis, once."""
+    layer = ChatChannelLayer(settings.REDIS_URL, prefix=f"{settings.REDIS_PREFIX}:loops")
+    embedded = ChatChannelLayer(None)
+    for each in (layer, embedded):
+        channel = await each.new_channel()
+        await each.group_add("user.5", channel)
+        await asyncio.to_thread(asyncio.run, each.group_send("user.5", {"type": "n", "n": 1}))
+        await asyncio.to_thread(each.group_send_many_sync, [("user.5", {"type": "n", "n": 2})])
+        assert [(await _receive(each, channel))["n"] for _ in range(2)] == [1, 2]
+        with pytest.raises(TimeoutError):
+            await _receive(each, channel, timeout=0.3)
+    await layer.close()
+
+
+async def test_an_unreadable_or_older_payload_is_a_gap_or_a_delivery_never_silence():
+    prefix = f"{settings.REDIS_PREFIX}:format"
+    layer = ChatChannelLayer(settings.REDIS_URL, prefix=prefix)
+    channel = await layer.new_channel()
+    await layer.group_add("user.6", channel)
+    client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    # Without an origin, as the layer of the previous release published.
+    await client.publish(f"{prefix}:g:user.6", msgpack.packb({"type": "n", "n": 1}))
+    assert (await _receive(layer, channel))["n"] == 1
+    await client.publish(f"{prefix}:g:user.6", b"someone-else" + b"\xc1not msgpack")
+    assert await _receive(layer, channel) is GAP
+    await client.aclose()
+    await layer.close()
 
 
 async def test_after_losing_redis_every_socket_hears_of_the_gap_and_delivery_resumes():

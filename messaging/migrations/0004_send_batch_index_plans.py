@@ -11,7 +11,9 @@ send. The function's settings keep one plan per statement and rule out
 sequential scans (the remaining UPDATEs joined to CTEs hashed whole tables).
 A batch of one went from 0.89 to 0.68 ms with the settings, and from 1.10
 with 0003 (p50, commit included, 1,200 users).
-Rules and result rows are those of 0002/0003.
+Rules and result rows are those of 0002/0003; as there, a batch must not
+hold the same (conversation, sender, client_msg_id) twice (the caller answers
+repeats from the first: messaging/send_queue.py).
 """
 
 from django.db import migrations
