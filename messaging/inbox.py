@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import F, TextField
+from django.db.models import F, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from chatproject.realtime import send_many_on_commit
@@ -71,16 +71,22 @@ def inbox_head(*, user_id: int) -> int:
     return Inbox.objects.filter(user_id=user_id).values_list("last_seq", flat=True).first() or 0
 
 
+def _events(*, user_id: int, after: int, upto: int | None) -> QuerySet[InboxEvent]:
+    """Events with cursor > after (and <= upto), oldest first."""
+    rows = InboxEvent.objects.filter(user_id=user_id, seq__gt=after)
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    return rows.order_by("seq")
+
+
 def inbox_read(
     *, user_id: int, after: int, limit: int = REPLAY_PAGE, upto: int | None = None
 ) -> list[dict[str, Any]]:
     """Event frames with cursor > after (and <= upto), oldest first."""
-    rows = InboxEvent.objects.filter(user_id=user_id, seq__gt=after)
-    if upto is not None:
-        rows = rows.filter(seq__lte=upto)
+    rows = _events(user_id=user_id, after=after, upto=upto)
     return [
         Event(user_id, seq, kind, payload).frame()
-        for seq, kind, payload in rows.order_by("seq").values_list("seq", "kind", "payload")[:limit]
+        for seq, kind, payload in rows.values_list("seq", "kind", "payload")[:limit]
     ]
 
 
@@ -91,10 +97,9 @@ def inbox_read_text(
     frame spliced around the stored payload's text. A reconnect replays up to
     thousands of events; parsing each payload only to encode it again was most
     of the replay's CPU."""
-    rows = InboxEvent.objects.filter(user_id=user_id, seq__gt=after)
-    if upto is not None:
-        rows = rows.filter(seq__lte=upto)
-    rows = rows.order_by("seq").annotate(body=Cast("payload", TextField()))
+    rows = _events(user_id=user_id, after=after, upto=upto).annotate(
+        body=Cast("payload", TextField())
+    )
     return [
         (seq, _frame_text(seq, kind, body))
         for seq, kind, body in rows.values_list("seq", "kind", "body")[:limit]

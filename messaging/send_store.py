@@ -85,11 +85,11 @@ def distinct(sends: Sequence[Send]) -> tuple[list[Send], list[int]]:
     unique: list[Send] = []
     where: list[int] = []
     for send in sends:
-        key = (send.conversation_id, send.sender_id, send.client_msg_id)
-        if key not in first:
-            first[key] = len(unique)
+        k = key(send)
+        if k not in first:
+            first[k] = len(unique)
             unique.append(send)
-        where.append(first[key])
+        where.append(first[k])
     return unique, where
 
 
