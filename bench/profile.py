@@ -118,12 +118,18 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--skip-setup", action="store_true")
     parser.add_argument("--fold-only", help="only fold an existing raw py-spy file")
+    parser.add_argument(
+        "--code", default="HEAD", help="commit to profile, or 'tree' for the working tree"
+    )
     args = parser.parse_args()
     if args.fold_only:
         print(json.dumps(fold(Path(args.fold_only)), indent=1))
         return
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    servers.OURS_SRC, sha = servers.snapshot("HEAD")
+    if args.code == "tree":
+        sha = "working tree"
+    else:
+        servers.OURS_SRC, sha = servers.snapshot(args.code)
     if not args.skip_setup:
         prepare_database(QUICK)
     server = servers.start("ours")

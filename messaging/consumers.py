@@ -24,7 +24,7 @@ from chatproject.realtime import collecting_sends, send_many, user_group
 from messaging.inbox import inbox_head, inbox_read_text
 from messaging.selectors import message_wire
 from messaging.send_queue import send_queue
-from messaging.send_store import Send
+from messaging.send_store import Send, Stored
 from messaging.services import clean_client_msg_id, clean_text, conversation_mark_read
 from messaging.socket_memory import drop_handshake_headers, slim_mailbox
 from messaging.typing_indicator import (
@@ -130,6 +130,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     typing_sent: dict[int, float] | None = None
     presence_versions: dict[int, int] | None = None
     leaving: "asyncio.Future[None] | None" = None
+    # daphne's queue of this socket's frames, which the layer's events and the
+    # send queue's answers join (None when Channels' own loop runs instead).
+    mailbox: "asyncio.Queue[dict[str, Any]] | None" = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -179,6 +182,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await super().__call__(scope, receive, send)
             return
         slim_mailbox(mailbox)
+        self.mailbox = mailbox
         self.scope = scope
         self.channel_layer = layer
         self.channel_name = await layer.new_channel(mailbox=mailbox)
@@ -351,8 +355,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_msg_id=clean_client_msg_id(frame.get("client_msg_id")),
             text=clean_text(frame.get("text")),
         )
-        # Returns once committed; the queue delivers to every member's devices.
-        stored = await send_queue().store(send)
+        # The queue stores it and delivers to every member's devices. The
+        # socket does not wait for the commit: it goes on reading frames (more
+        # sends, which then share a batch) and events; the answer joins its
+        # mailbox and is acked in turn.
+        future = send_queue().submit(send)
+        mailbox = self.mailbox
+        if mailbox is None:
+            await self.answer_send(send, await future)
+            return
+        future.add_done_callback(
+            lambda done: mailbox.put_nowait({"type": "send.stored", "send": send, "future": done})
+        )
+
+    async def send_stored(self, message: dict[str, Any]) -> None:
+        send: Send = message["send"]
+        try:
+            await self.answer_send(send, message["future"].result())
+        except ChatError as error:
+            await self.send_error(error.code, error.detail, client_msg_id=send.client_msg_id)
+        except Exception:
+            logger.exception("send failed for user %s", self.user_id)
+            await self.send_error(
+                "server_error", "The server failed; try again.", client_msg_id=send.client_msg_id
+            )
+
+    async def answer_send(self, send: Send, stored: Stored) -> None:
         if stored.status == "not_found":
             raise NotFound("No such conversation.", code="conversation_not_found")
         message = stored.message or await db(message_wire)(message_id=stored.message_id)

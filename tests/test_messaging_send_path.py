@@ -183,16 +183,23 @@ def test_under_overload_every_send_is_acked_or_refused_and_acked_ones_arrive_onc
         sock.close()
 
 
-def test_an_ack_stands_for_the_event_only_when_no_earlier_event_is_on_its_way(
-    live_daphne, alice, bob
-):
+def _next_of(sock, types: set[str]) -> dict:
+    """The next frame of one of these types (presence and typing skipped)."""
+    while True:
+        frame = sock.recv()
+        if frame["type"] in types:
+            return frame
+
+
+def test_an_earlier_event_goes_out_before_the_ack_that_stands_for_the_next(live_daphne, alice, bob):
     conversation = direct(alice, bob)
     alice_phone, ready = connect(live_daphne, alice)
     bob_phone = connect(live_daphne, bob)[0]
     cursor = ready["cursor"]
     # Bob's message is stored first but waits on the row lock; Alice's send
-    # queues behind it. When hers is stored, Bob's event for her phone is
-    # still in its mailbox: her ack must not claim the cursor after it.
+    # queues behind it. Bob's event reaches her phone's mailbox before her
+    # send's answer does, so her phone gets it first and her ack then stands
+    # for the next event: each message once, in cursor order.
     blocker = psycopg.connect(_pg_url())
     blocker.execute("SELECT 1 FROM messaging_conversation WHERE id = %s FOR UPDATE", [conversation])
     bob_phone.send(send_frame(conversation, "first", "b1"))
@@ -202,13 +209,46 @@ def test_an_ack_stands_for_the_event_only_when_no_earlier_event_is_on_its_way(
     blocker.commit()
     blocker.close()
 
-    ack = alice_phone.expect("ack", client_msg_id="a1")
-    assert "cursor" not in ack
-    events = [alice_phone.expect("event", kind="message.new") for _ in range(2)]
-    assert [(e["cursor"], e["message"]["text"]) for e in events] == [
-        (cursor + 1, "first"),
-        (cursor + 2, "second"),
-    ]
+    first, ack = [_next_of(alice_phone, {"event", "ack"}) for _ in range(2)]
+    assert (first["type"], first["cursor"], first["message"]["text"]) == (
+        "event",
+        cursor + 1,
+        "first",
+    )
+    assert (ack["type"], ack["client_msg_id"], ack["cursor"]) == ("ack", "a1", cursor + 2)
+    assert [f for f in alice_phone.frames_for(0.5) if f["type"] == "event"] == []
+    alice_phone.close()
+    bob_phone.close()
+
+
+def test_a_socket_keeps_reading_while_its_sends_wait_and_acks_come_in_order(
+    live_daphne, alice, bob
+):
+    conversation = direct(alice, bob)
+    alice_phone, ready = connect(live_daphne, alice)
+    bob_phone = connect(live_daphne, bob)[0]
+    cursor = ready["cursor"]
+    blocker = psycopg.connect(_pg_url())
+    blocker.execute("SELECT 1 FROM messaging_conversation WHERE id = %s FOR UPDATE", [conversation])
+    for n in range(5):
+        alice_phone.send(send_frame(conversation, f"m{n}", f"a{n}"))
+    # Her sends wait on the lock, yet her socket still takes other frames:
+    # Bob's typing reaches her, and her bad frame is answered at once.
+    bob_phone.send({"type": "typing", "conversation_id": conversation})
+    assert alice_phone.expect("typing")["user_id"] == bob.user.pk
+    alice_phone.send({"type": "send", "conversation_id": conversation, "client_msg_id": "bad"})
+    error = alice_phone.expect("error")
+    assert (error["code"], error["client_msg_id"]) == ("invalid_text", "bad")
+    blocker.commit()
+    blocker.close()
+
+    acks = [alice_phone.expect("ack") for _ in range(5)]
+    assert [a["client_msg_id"] for a in acks] == [f"a{n}" for n in range(5)]
+    assert [a["cursor"] for a in acks] == [cursor + 1 + n for n in range(5)]
+    assert [a["message"]["seq"] for a in acks] == [1, 2, 3, 4, 5]
+    texts = [bob_phone.expect("event", kind="message.new")["message"]["text"] for _ in range(5)]
+    assert texts == [f"m{n}" for n in range(5)]
+    assert [f for f in alice_phone.frames_for(0.5) if f["type"] == "event"] == []
     alice_phone.close()
     bob_phone.close()
 
