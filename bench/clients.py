@@ -14,6 +14,7 @@ travels in the payload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -29,6 +30,8 @@ from bench.stats import Ledger
 # Seconds between `heartbeat` frames on each socket of ours (None: none sent), and
 # how many were sent in all.
 HEARTBEAT_S: float | None = None
+RESEND_AFTER_S = 1.0
+RESENDING: set[asyncio.Task] = set()
 BEATS = 0
 
 # What a parsed frame is: (kind, key, extra). kind is one of
@@ -106,6 +109,10 @@ class Conn:
     last_arrival: float = 0.0
     hello_at: float = 0.0
     beater: asyncio.Task | None = None
+    # Sends refused with `overloaded` go again like the web client's
+    # (static/js/app.js): after about a second, jittered. key -> frame text.
+    outbox: dict[str, str] | None = None
+    resent: int = 0
 
     def start(self) -> None:
         self.ready = asyncio.get_running_loop().create_future()
@@ -129,6 +136,10 @@ class Conn:
                         self.acks.receive(key, now)
                 elif kind == "error":
                     self.errors.append((key, extra))
+                    if extra == "overloaded" and self.outbox is not None and key in self.outbox:
+                        asyncio.get_running_loop().call_later(
+                            RESEND_AFTER_S * random.uniform(0.5, 1.5), self._resend, key
+                        )
                 elif kind == "ready":
                     if self.ready is not None and not self.ready.done():
                         self.ready.set_result(extra)
@@ -141,8 +152,22 @@ class Conn:
             if self.ready is not None and not self.ready.done():
                 self.ready.set_exception(ConnectionError("closed before ready"))
 
-    async def send(self, text: str) -> None:
+    async def send(self, text: str, key: str | None = None) -> None:
+        if self.outbox is not None and key is not None:
+            self.outbox[key] = text
         await self.ws.send(text)
+
+    def _resend(self, key: str) -> None:
+        if self.closed or self.outbox is None:
+            return
+        self.resent += 1
+        task = asyncio.create_task(self._send_quietly(self.outbox[key]))
+        RESENDING.add(task)
+        task.add_done_callback(RESENDING.discard)
+
+    async def _send_quietly(self, text: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(text)
 
     async def beat(self, interval: float) -> None:
         global BEATS
