@@ -11,7 +11,10 @@ Here a process subscribes once per *group* it has sockets in (a user's
 pipelined round trip; the reader task hands each message to the local
 sockets of its group. What the process's event loop sends reaches its own
 sockets at once, without the Redis round trip: the payload names the process
-it came from, and the reader skips its own. Sockets' own channels stay in the
+it came from, and the reader skips its own. Only groups that another process
+listens to are published at all (PUBSUB NUMSUB, asked after the commit: see
+`_heard_elsewhere`); with every device of a conversation on this server, a
+message never leaves the process. Sockets' own channels stay in the
 process (a `send` to one travels through the process's Redis channel, so
 /healthz sees a real round trip).
 
@@ -113,6 +116,12 @@ class ChatChannelLayer(BaseChannelLayer):
         self._ready = asyncio.Event()
         self._commands = asyncio.Lock()
         self._announce_gap_after: str | None = None
+        # Groups Redis surely counts this process's subscription in: the last
+        # SUBSCRIBE/UNSUBSCRIBE sent for them was a SUBSCRIBE, and confirmed.
+        self._counted: set[str] = set()
+        self._unconfirmed: dict[str, int] = {}
+        # Bumped whenever a group may have left `_counted` in Redis's eyes.
+        self._uncounted_at = 0
 
     # --- names -------------------------------------------------------------
 
@@ -211,7 +220,7 @@ class ChatChannelLayer(BaseChannelLayer):
         async with self._commands:
             if self._pubsub is not None and group not in self.groups:
                 try:
-                    await self._command("UNSUBSCRIBE", self._redis_name(group))
+                    await self._command("UNSUBSCRIBE", group)
                 except Exception as error:  # redis-py: also AttributeError once lost
                     logger.warning("unsubscribe %s failed: %r", group, error)
 
@@ -232,11 +241,38 @@ class ChatChannelLayer(BaseChannelLayer):
             self.loop.call_soon_threadsafe(self._deliver_groups, messages)
         if self.url is None:
             return
+        if local:
+            messages = await self._heard_elsewhere(messages)
+            if not messages:
+                return
         origin = self._origin if local else NO_ORIGIN
         async with self._publisher().pipeline(transaction=False) as pipe:
             for channel, payload in self._packed(messages, origin):
                 pipe.publish(channel, payload)
             await pipe.execute()
+
+    async def _heard_elsewhere(
+        self, messages: list[tuple[str, Message]]
+    ) -> list[tuple[str, Message]]:
+        """The messages of groups some other process subscribes to.
+
+        Publishing a message nobody else reads costs this process its packing,
+        the PUBLISH and reading its own copy back (~10% of a chat server's CPU
+        at its limit). Skipping it is safe because callers publish after the
+        commit: a process whose SUBSCRIBE Redis orders after this NUMSUB has
+        its socket replay the inbox after that (the consumer joins before it
+        replays), and so finds the message there."""
+        groups = list(dict.fromkeys(group for group, _ in messages))
+        ours = self._counted.intersection(groups)
+        uncounted_at = self._uncounted_at
+        counts = await self._publisher().pubsub_numsub(*map(self._redis_name, groups))
+        if self._uncounted_at != uncounted_at:
+            # One of ours may have ended before the count: it could hide another.
+            return messages
+        heard = {group for group, (_, n) in zip(groups, counts, strict=True) if n > (group in ours)}
+        if len(heard) == len(groups):
+            return messages
+        return [(group, message) for group, message in messages if group in heard]
 
     def group_send_many_sync(self, messages: Iterable[tuple[str, Message]]) -> None:
         """The same from a thread without an event loop (views, tasks, admin)."""
@@ -373,13 +409,13 @@ class ChatChannelLayer(BaseChannelLayer):
         async with self._commands:
             if self._pubsub is not None and group in self.groups:
                 try:
-                    await self._command("SUBSCRIBE", self._redis_name(group))
+                    await self._command("SUBSCRIBE", group)
                 except Exception as error:  # redis-py: also AttributeError once lost
                     # The reader reconnects and re-subscribes every group,
                     # this one included; its confirmation ends the wait.
                     logger.warning("subscribe %s failed: %r", group, error)
 
-    async def _command(self, *args: str) -> None:
+    async def _command(self, verb: str, group: str) -> None:
         # Straight onto the reader's connection: redis-py's PubSub methods
         # reconnect by themselves on errors, which would leave a second,
         # unread subscriber connection behind; a lost connection is the
@@ -388,7 +424,30 @@ class ChatChannelLayer(BaseChannelLayer):
         if connection is None or not connection.is_connected:
             # Sending would make redis-py open a fresh, unowned connection.
             raise redis.ConnectionError("the layer's pub/sub connection is down")
-        await connection.send_command(*args)
+        self._sent_subscription(group)
+        if verb == "UNSUBSCRIBE" and group in self._counted:
+            self._counted.discard(group)
+            self._uncounted_at += 1
+        await connection.send_command(verb, self._redis_name(group))
+
+    def _sent_subscription(self, group: str) -> None:
+        self._unconfirmed[group] = self._unconfirmed.get(group, 0) + 1
+
+    def _confirmed_subscription(self, group: str, subscribed: bool) -> None:
+        # Redis answers every SUBSCRIBE and UNSUBSCRIBE, in order: the group
+        # is counted once the last one sent was a SUBSCRIBE and is answered.
+        left = self._unconfirmed.get(group, 0) - 1
+        if left > 0:
+            self._unconfirmed[group] = left
+            return
+        self._unconfirmed.pop(group, None)
+        if subscribed and group in self.groups:
+            self._counted.add(group)
+
+    def _uncount_all(self) -> None:
+        self._counted.clear()
+        self._unconfirmed.clear()
+        self._uncounted_at += 1
 
     async def _read(self) -> None:
         backoff = 0.1
@@ -412,6 +471,9 @@ class ChatChannelLayer(BaseChannelLayer):
                 async with self._commands:
                     # Re-subscribe whatever was subscribed before a reconnect.
                     names = [self._process_channel] + [self._redis_name(g) for g in self.groups]
+                    self._uncount_all()
+                    for group in self.groups:
+                        self._sent_subscription(group)
                     await pubsub.subscribe(*names)
                     self._pubsub = pubsub
                     # Redis confirms in order: once the last name is confirmed,
@@ -435,6 +497,7 @@ class ChatChannelLayer(BaseChannelLayer):
             except Exception as error:
                 logger.warning("channel layer lost Redis (%r); reconnecting", error)
                 self._pubsub = None
+                self._uncount_all()
                 self._ready.clear()
                 lost = True
                 await self._close_quietly(pubsub, client)
@@ -489,9 +552,14 @@ class ChatChannelLayer(BaseChannelLayer):
             if name == self._process_channel:
                 self._ready.set()
             else:
-                future = self._subscribed.get(name.removeprefix(f"{self.prefix}:g:"))
+                group = name.removeprefix(f"{self.prefix}:g:")
+                self._confirmed_subscription(group, subscribed=True)
+                future = self._subscribed.get(group)
                 if future is not None and not future.done():
                     future.set_result(None)
             if name == self._announce_gap_after:
                 self._announce_gap_after = None
                 self._announce_gap()
+        elif kind == "unsubscribe" and name != self._process_channel:
+            group = name.removeprefix(f"{self.prefix}:g:")
+            self._confirmed_subscription(group, subscribed=False)

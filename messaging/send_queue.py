@@ -244,9 +244,15 @@ class PushCoalescer:
             message_ids, self.waiting = self.waiting, []
             try:
                 # Celery's publish is blocking I/O: keep it off the event loop.
-                await sync_to_async(push_new_messages.delay, thread_sensitive=False)(message_ids)
+                await sync_to_async(_enqueue_pushes, thread_sensitive=False)(message_ids)
             except Exception:
                 logger.exception("could not enqueue pushes for %d messages", len(message_ids))
+
+
+def _enqueue_pushes(message_ids: list[int]) -> None:
+    # Celery writes a repr of the arguments into every task message for its
+    # logs; of a few thousand ids that took as long as the publish itself.
+    push_new_messages.apply_async((message_ids,), argsrepr=f"([{len(message_ids)} message ids],)")
 
 
 async def _store_orm(sends: Sequence[Send]) -> tuple[list[Stored], Outgoing]:

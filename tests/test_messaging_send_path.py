@@ -300,6 +300,56 @@ async def test_this_process_delivers_its_own_at_once_and_other_processes_once_th
     await there.close()
 
 
+async def test_a_group_no_other_process_listens_to_is_not_published_yet_every_listener_gets_it():
+    """Publishing is skipped only while no other process subscribes: a second
+    server's device gets every message, whatever this process's own
+    subscription went through (left and joined again, lost with Redis)."""
+    prefix = f"{settings.REDIS_PREFIX}:quiet"
+    here, there = (
+        ChatChannelLayer(settings.REDIS_URL, prefix=prefix),
+        ChatChannelLayer(settings.REDIS_URL, prefix=prefix),
+    )
+    # A pattern subscriber sees every publish and is not counted by NUMSUB.
+    watcher = redis.asyncio.Redis.from_url(settings.REDIS_URL).pubsub()
+    await watcher.psubscribe(f"{prefix}:g:*")
+    await watcher.get_message(timeout=1)
+
+    async def published() -> list[bytes]:
+        seen = []
+        while (item := await watcher.get_message(timeout=0.3)) is not None:
+            seen.append(item["channel"])
+        return seen
+
+    mine = await here.new_channel()
+    await here.group_add("user.8", mine)
+    await here.group_send_many([("user.8", {"type": "n", "n": 1}), ("user.80", {"type": "n"})])
+    assert (await _receive(here, mine))["n"] == 1
+    assert await published() == []  # only here listens (and nobody to user.80)
+
+    theirs = await there.new_channel()
+    await there.group_add("user.8", theirs)
+    await here.group_discard("user.8", mine)
+    await here.group_add("user.8", mine)
+    await here.group_send("user.8", {"type": "n", "n": 2})
+    assert (await _receive(there, theirs))["n"] == 2
+    assert (await _receive(here, mine))["n"] == 2
+    assert await published() == [f"{prefix}:g:user.8".encode()]
+
+    _kill_client(here.reader_name)
+    assert await _receive(here, mine, timeout=10) is GAP  # re-subscribed
+    await here.group_send("user.8", {"type": "n", "n": 3})
+    assert (await _receive(there, theirs))["n"] == 3
+    assert (await _receive(here, mine))["n"] == 3
+    await there.group_discard("user.8", theirs)
+    await asyncio.sleep(0.2)  # the UNSUBSCRIBE reaches Redis
+    await here.group_send("user.8", {"type": "n", "n": 4})
+    assert (await _receive(here, mine))["n"] == 4
+    assert await published() == [f"{prefix}:g:user.8".encode()]  # n=3's, not n=4's
+    await watcher.aclose()
+    await here.close()
+    await there.close()
+
+
 async def test_publishes_from_other_event_loops_reach_this_process_once():
     """REST views and tasks publish from threads (their own loops, or none):
     the layer's own sockets get those through Redis, once."""
