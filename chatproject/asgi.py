@@ -1,5 +1,6 @@
 """The one ASGI application: HTTP (Django + DRF) and the chat WebSocket."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -27,3 +28,9 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# What is loaded by now (Django, DRF, Twisted, the apps: ~130k objects) lives
+# as long as the process: keep it out of the cyclic collector's scans. A full
+# collection walked all of it and paused the event loop ~100 ms, which was the
+# p99 of a 1,000 msg/s run (docs/benchmarks.md, session 5).
+gc.freeze()
