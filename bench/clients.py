@@ -134,6 +134,8 @@ class Conn:
                 elif kind == "ack":
                     if self.acks is not None:
                         self.acks.receive(key, now)
+                    if self.outbox is not None:
+                        self.outbox.pop(key, None)
                 elif kind == "error":
                     self.errors.append((key, extra))
                     if extra == "overloaded" and self.outbox is not None and key in self.outbox:
@@ -158,10 +160,12 @@ class Conn:
         await self.ws.send(text)
 
     def _resend(self, key: str) -> None:
-        if self.closed or self.outbox is None:
+        # The point may be over (outbox reset) or the socket gone.
+        text = self.outbox.get(key) if self.outbox is not None else None
+        if self.closed or text is None:
             return
         self.resent += 1
-        task = asyncio.create_task(self._send_quietly(self.outbox[key]))
+        task = asyncio.create_task(self._send_quietly(text))
         RESENDING.add(task)
         task.add_done_callback(RESENDING.discard)
 

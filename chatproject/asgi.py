@@ -32,5 +32,7 @@ application = ProtocolTypeRouter(
 # What is loaded by now (Django, DRF, Twisted, the apps: ~130k objects) lives
 # as long as the process: keep it out of the cyclic collector's scans. A full
 # collection walked all of it and paused the event loop ~100 ms, which was the
-# p99 of a 1,000 msg/s run (docs/benchmarks.md, session 5).
+# p99 of a 1,000 msg/s run (docs/benchmarks.md, "Sessions 4 and 5"). Collect
+# first: start-up's garbage must not be frozen with it.
+gc.collect()
 gc.freeze()

@@ -8,20 +8,22 @@ Why not channels_redis (measured in docs/benchmarks.md, FIELD-NOTES):
 
 Here a process subscribes once per *group* it has sockets in (a user's
 `user.<id>`), on one pub/sub connection; a batch of group messages is one
-pipelined round trip; the reader task hands each message to the local
+pipelined PUBLISH round trip; the reader task hands each message to the local
 sockets of its group. What the process's event loop sends reaches its own
 sockets at once, without the Redis round trip: the payload names the process
 it came from, and the reader skips its own. Only groups that another process
-listens to are published at all (PUBSUB NUMSUB, asked after the commit: see
-`_heard_elsewhere`); with every device of a conversation on this server, a
-message never leaves the process. Sockets' own channels stay in the
+listens to are published at all (one PUBSUB NUMSUB per batch, asked after the
+commit: see `_heard_elsewhere`); with every device of a conversation on this
+server, a message is never published. Sockets' own channels stay in the
 process (a `send` to one travels through the process's Redis channel, so
 /healthz sees a real round trip).
 
 Delivery is at most once, like every channel layer, but never silently
 short: a socket whose queue is full, and every socket after the pub/sub
-connection was lost, gets one `layer.gap` message. The chat consumer answers
-it by reading its inbox (everything that matters is stored first).
+connection was lost, gets one `layer.gap` message; other processes' sockets
+of users whose publishes this process may have skipped meanwhile get an
+`inbox.check`. The chat consumer answers both by reading its inbox
+(everything that matters is stored first).
 
 Without a Redis URL (the embedded `make run`) the same layer works inside the
 process.
@@ -119,9 +121,11 @@ class ChatChannelLayer(BaseChannelLayer):
         # Groups Redis surely counts this process's subscription in: the last
         # SUBSCRIBE/UNSUBSCRIBE sent for them was a SUBSCRIBE, and confirmed.
         self._counted: set[str] = set()
+        # SUBSCRIBE/UNSUBSCRIBE sent per group and not answered yet.
         self._unconfirmed: dict[str, int] = {}
         # Bumped whenever a group may have left `_counted` in Redis's eyes.
         self._uncounted_at = 0
+        self._announcing: set[asyncio.Task[None]] = set()
 
     # --- names -------------------------------------------------------------
 
@@ -228,24 +232,39 @@ class ChatChannelLayer(BaseChannelLayer):
         await self.group_send_many([(group, message)])
 
     async def group_send_many(self, messages: Iterable[tuple[str, Message]]) -> None:
-        """Many group messages in one round trip (in order per group)."""
+        """Many group messages at once (in order per group): this process's
+        sockets at once, other processes' with a pipelined PUBLISH."""
         messages = list(messages)
         if not messages:
             return
-        # On the sockets' loop (or before any socket exists): our own
-        # sockets first, without the Redis round trip.
-        local = self.loop is None or self.loop is asyncio.get_running_loop()
-        if local:
-            self._deliver_groups(messages)
-        elif self.url is None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self._deliver_groups, messages)
+        if self.deliver_here(messages):
+            await self.publish_elsewhere(messages)
+            return
+        # From another event loop (a thread): nothing was delivered here.
+        if self.url is None:
+            if self.loop is not None and not self.loop.is_closed():
+                self.loop.call_soon_threadsafe(self._deliver_groups, messages)
+            return
+        await self._publish(messages, NO_ORIGIN)
+
+    def deliver_here(self, messages: list[tuple[str, Message]]) -> bool:
+        """This process's sockets get the messages now, without Redis; False
+        (and nothing done) when called off the sockets' event loop. Then
+        `publish_elsewhere` must follow for other processes."""
+        if self.loop is not None and self.loop is not asyncio.get_running_loop():
+            return False
+        self._deliver_groups(messages)
+        return True
+
+    async def publish_elsewhere(self, messages: list[tuple[str, Message]]) -> None:
+        """Other processes' share of messages `deliver_here` delivered."""
         if self.url is None:
             return
-        if local:
-            messages = await self._heard_elsewhere(messages)
-            if not messages:
-                return
-        origin = self._origin if local else NO_ORIGIN
+        messages = await self._heard_elsewhere(messages)
+        if messages:
+            await self._publish(messages, self._origin)
+
+    async def _publish(self, messages: list[tuple[str, Message]], origin: bytes) -> None:
         async with self._publisher().pipeline(transaction=False) as pipe:
             for channel, payload in self._packed(messages, origin):
                 pipe.publish(channel, payload)
@@ -433,21 +452,44 @@ class ChatChannelLayer(BaseChannelLayer):
     def _sent_subscription(self, group: str) -> None:
         self._unconfirmed[group] = self._unconfirmed.get(group, 0) + 1
 
-    def _confirmed_subscription(self, group: str, subscribed: bool) -> None:
-        # Redis answers every SUBSCRIBE and UNSUBSCRIBE, in order: the group
-        # is counted once the last one sent was a SUBSCRIBE and is answered.
+    def _confirmed_subscription(self, group: str, subscribed: bool) -> bool:
+        """Whether the group is now surely subscribed in Redis. Redis answers
+        every SUBSCRIBE and UNSUBSCRIBE, in order: that is once the last one
+        sent was a SUBSCRIBE and it is answered (an older SUBSCRIBE's answer,
+        with an UNSUBSCRIBE after it, is not)."""
         left = self._unconfirmed.get(group, 0) - 1
         if left > 0:
             self._unconfirmed[group] = left
-            return
+            return False
         self._unconfirmed.pop(group, None)
         if subscribed and group in self.groups:
             self._counted.add(group)
+            return True
+        return False
 
     def _uncount_all(self) -> None:
+        """The reader's connection is gone: Redis counts none of ours now.
+
+        Until this process noticed, it may have skipped publishing to a
+        group that another process listens to (its NUMSUB counted a
+        subscription of ours Redis had dropped already): those sockets
+        are told to read their inboxes, as ours are with `layer.gap`."""
+        hidden = list(self._counted)
         self._counted.clear()
         self._unconfirmed.clear()
         self._uncounted_at += 1
+        if hidden and self.url is not None:
+            check: Message = {"type": "inbox.check"}
+            task = asyncio.ensure_future(self._announce([(group, check) for group in hidden]))
+            self._announcing.add(task)
+            task.add_done_callback(self._announcing.discard)
+
+    async def _announce(self, messages: list[tuple[str, Message]]) -> None:
+        try:
+            # Our own sockets hear of it by `layer.gap`: only the others.
+            await self._publish(messages, self._origin)
+        except Exception as error:
+            logger.warning("could not tell other servers to read inboxes: %r", error)
 
     async def _read(self) -> None:
         backoff = 0.1
@@ -553,10 +595,10 @@ class ChatChannelLayer(BaseChannelLayer):
                 self._ready.set()
             else:
                 group = name.removeprefix(f"{self.prefix}:g:")
-                self._confirmed_subscription(group, subscribed=True)
-                future = self._subscribed.get(group)
-                if future is not None and not future.done():
-                    future.set_result(None)
+                if self._confirmed_subscription(group, subscribed=True):
+                    future = self._subscribed.get(group)
+                    if future is not None and not future.done():
+                        future.set_result(None)
             if name == self._announce_gap_after:
                 self._announce_gap_after = None
                 self._announce_gap()

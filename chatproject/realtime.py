@@ -7,8 +7,9 @@ at-most-once (it says so when it falls short: `layer.gap`): anything that must
 not be lost is also stored (the inbox) and recovered by cursor sync.
 """
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -25,8 +26,8 @@ def user_group(user_id: int) -> str:
 
 
 async def send_many(messages: Outgoing) -> None:
-    """All at once: one Redis round trip for a whole batch, however many users
-    (chatproject/channel_layer.py)."""
+    """All at once, however many users: this process's sockets at once, other
+    servers' by one pipelined publish (chatproject/channel_layer.py)."""
     if not messages:
         return
     try:
@@ -37,6 +38,32 @@ async def send_many(messages: Outgoing) -> None:
         # Delivery is best effort; the stored inbox is the source of truth, and
         # sockets find a missed last event on their next head check.
         logger.error("sending %d events failed: %r", len(messages), error)
+
+
+def send_many_in_turn(
+    messages: Outgoing, previous: "asyncio.Task[None] | None"
+) -> "asyncio.Task[None]":
+    """The same, for a stream of batches that must arrive in order: this
+    process's sockets get theirs now; the task publishes to other servers once
+    `previous` (the batch before's publish) is done."""
+    layer = get_channel_layer()
+    grouped = [(user_group(user_id), message) for user_id, message in messages]
+    if not grouped or not layer.deliver_here(grouped):
+        return asyncio.create_task(_after(previous, send_many(messages)))
+    return asyncio.create_task(_after(previous, _publish_elsewhere(layer, grouped)))
+
+
+async def _after(previous: "asyncio.Task[None] | None", then: Awaitable[None]) -> None:
+    if previous is not None:
+        await asyncio.wait([previous])
+    await then
+
+
+async def _publish_elsewhere(layer: Any, grouped: list[tuple[str, dict[str, Any]]]) -> None:
+    try:
+        await layer.publish_elsewhere(grouped)
+    except Exception as error:
+        logger.error("sending %d events failed: %r", len(grouped), error)
 
 
 def send_many_now(messages: Outgoing) -> None:

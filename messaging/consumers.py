@@ -5,7 +5,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -45,6 +46,10 @@ CLOSE_TRY_AGAIN_LATER = 4503
 # How long joining the user's group may wait for Redis while connecting
 # (daphne gives up on a handshake after 5 s by default).
 JOIN_TIMEOUT = 3.0
+# Sends of one socket waiting for their commit. Past this many the socket
+# handles no more of its frames until its oldest is stored: one client cannot
+# fill the server's send queue (CHAT_SEND_QUEUE_MAX) and crowd out the others.
+SENDS_IN_FLIGHT_MAX = 16
 
 db = database_sync_to_async
 
@@ -133,6 +138,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # daphne's queue of this socket's frames, which the layer's events and the
     # send queue's answers join (None when Channels' own loop runs instead).
     mailbox: "asyncio.Queue[dict[str, Any]] | None" = None
+    # This socket's sends not yet stored, oldest first (created on first send).
+    sends_in_flight: "deque[asyncio.Future[Stored]] | None" = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -317,14 +324,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         extra = {}
         if isinstance(frame.get("client_msg_id"), str):
             extra["client_msg_id"] = frame["client_msg_id"][:64]
+        await self.answering(getattr(self, name)(frame), frame["type"], extra)
+
+    async def answering(self, work: Awaitable[None], what: str, extra: dict[str, Any]) -> None:
+        """Run a frame's work; what goes wrong becomes an error frame."""
         try:
-            await getattr(self, name)(frame)
+            await work
         except ChatError as error:
             await self.send_error(error.code, error.detail, **extra)
         except Exception:
             # A bug or an outage must not take the socket down with it: the
             # client keeps its connection and may retry (sends are idempotent).
-            logger.exception("frame %r failed for user %s", frame["type"], self.user_id)
+            logger.exception("%s failed for user %s", what, self.user_id)
             await self.send_error("server_error", "The server failed; try again.", **extra)
 
     async def on_hello(self, frame: dict[str, Any]) -> None:
@@ -359,26 +370,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # socket does not wait for the commit: it goes on reading frames (more
         # sends, which then share a batch) and events; the answer joins its
         # mailbox and is acked in turn.
-        future = send_queue().submit(send)
         mailbox = self.mailbox
         if mailbox is None:
-            await self.answer_send(send, await future)
+            await self.answer_send(send, await send_queue().submit(send))
             return
-        future.add_done_callback(
-            lambda done: mailbox.put_nowait({"type": "send.stored", "send": send, "future": done})
-        )
+        in_flight = self.sends_in_flight
+        if in_flight is None:
+            in_flight = self.sends_in_flight = deque()
+        while in_flight and in_flight[0].done():
+            in_flight.popleft()
+        if len(in_flight) >= SENDS_IN_FLIGHT_MAX:
+            await asyncio.wait([in_flight.popleft()])
+        future = send_queue().submit(send)
+        in_flight.append(future)
+
+        def stored(done: "asyncio.Future[Stored]") -> None:
+            if not done.cancelled():
+                # Retrieved here: a failed send of a socket that has closed
+                # since is not logged as an exception "never retrieved".
+                done.exception()
+            mailbox.put_nowait({"type": "send.stored", "send": send, "future": done})
+
+        future.add_done_callback(stored)
 
     async def send_stored(self, message: dict[str, Any]) -> None:
         send: Send = message["send"]
-        try:
-            await self.answer_send(send, message["future"].result())
-        except ChatError as error:
-            await self.send_error(error.code, error.detail, client_msg_id=send.client_msg_id)
-        except Exception:
-            logger.exception("send failed for user %s", self.user_id)
-            await self.send_error(
-                "server_error", "The server failed; try again.", client_msg_id=send.client_msg_id
-            )
+        await self.answering(
+            self.answer_stored(send, message["future"]),
+            "send",
+            {"client_msg_id": send.client_msg_id},
+        )
+
+    async def answer_stored(self, send: Send, future: "asyncio.Future[Stored]") -> None:
+        await self.answer_send(send, future.result())
 
     async def answer_send(self, send: Send, stored: Stored) -> None:
         if stored.status == "not_found":

@@ -3,8 +3,9 @@
 One task per process takes whatever sends are waiting, stores them with one
 call of `messaging_send_batch` on its own async connection (autocommit: the
 call is its transaction, so a result means committed), answers each sender,
-and publishes every delivery of the batch at once, while the next batch is
-already in PostgreSQL. Under light load a batch is one message and costs one
+hands every delivery of the batch to this process's sockets at once and
+publishes the rest to other servers while the next batch is already in
+PostgreSQL. Under light load a batch is one message and costs one
 round trip; under heavy load the batch grows while the previous one is in
 PostgreSQL, so the commit cost is shared. A socket does not wait for its
 send's commit before reading its next frame, so its sends share batches too. This
@@ -32,7 +33,7 @@ from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from chatproject.errors import ChatError
-from chatproject.realtime import Outgoing, collecting_sends, send_many
+from chatproject.realtime import Outgoing, collecting_sends, send_many, send_many_in_turn
 from messaging import send_store, wire
 from messaging.send_store import Send, Stored
 from messaging.services import message_send_orm
@@ -127,11 +128,15 @@ class SendQueue:
             self.pushes.add(s.message_id for s in stored if s.status == "created")
         # Let the senders' acks go first: they were waiting for this commit.
         await asyncio.sleep(0)
-        # Deliveries leave in batch order, the previous batch's first; this
-        # batch's go out while the next one is stored.
-        if self.publishing is not None:
-            await self.publishing
-        self.publishing = asyncio.create_task(send_many(outgoing), name="send-queue-publish")
+        # Deliveries leave in batch order: this process's sockets get theirs
+        # now, other servers' are published after the previous batch's, while
+        # the next batch is stored.
+        previous = self.publishing
+        self.publishing = send_many_in_turn(outgoing, previous)
+        if previous is not None:
+            # At most two batches' publishes pending: a slow Redis slows the
+            # queue down instead of piling up tasks.
+            await asyncio.wait([previous])
 
     async def _store_sql(self, sends: Sequence[Send]) -> list[Stored]:
         for attempt in (1, 2):

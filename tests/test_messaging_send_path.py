@@ -20,6 +20,7 @@ from django.utils import timezone
 from chatproject.channel_layer import GAP, ChatChannelLayer
 from chatproject.errors import NotFound
 from messaging import send_store, wire
+from messaging.consumers import SENDS_IN_FLIGHT_MAX
 from messaging.models import InboxEvent, Membership, Message
 from messaging.send_store import Send
 from messaging.services import _message_send_sql, message_send_orm
@@ -253,6 +254,33 @@ def test_a_socket_keeps_reading_while_its_sends_wait_and_acks_come_in_order(
     bob_phone.close()
 
 
+def test_a_socket_with_too_many_sends_waiting_stops_reading_until_the_oldest_is_stored(
+    live_daphne, alice, bob
+):
+    """One client must not fill the server's send queue: past
+    SENDS_IN_FLIGHT_MAX waiting sends its socket handles no more frames
+    (they wait), and nothing is lost when it goes on."""
+    conversation = direct(alice, bob)
+    alice_phone = connect(live_daphne, alice)[0]
+    blocker = psycopg.connect(_pg_url())
+    blocker.execute("SELECT 1 FROM messaging_conversation WHERE id = %s FOR UPDATE", [conversation])
+    many = SENDS_IN_FLIGHT_MAX + 1
+    for n in range(many):
+        alice_phone.send(send_frame(conversation, f"m{n}", f"a{n}"))
+    alice_phone.send({"type": "send", "conversation_id": conversation, "client_msg_id": "bad"})
+    # Not handled yet, so not answered (with 5 waiting it is at once: above).
+    assert alice_phone.frames_for(1.0) == []
+    blocker.commit()
+    blocker.close()
+
+    frames = [alice_phone.recv() for _ in range(many + 1)]
+    acks = [f["client_msg_id"] for f in frames if f["type"] == "ack"]
+    assert acks == [f"a{n}" for n in range(many)]
+    assert [f["code"] for f in frames if f["type"] == "error"] == ["invalid_text"]
+    assert Message.objects.filter(conversation_id=conversation).count() == many
+    alice_phone.close()
+
+
 # --- the channel layer says when it fell short -----------------------------------
 
 
@@ -337,6 +365,7 @@ async def test_a_group_no_other_process_listens_to_is_not_published_yet_every_li
 
     _kill_client(here.reader_name)
     assert await _receive(here, mine, timeout=10) is GAP  # re-subscribed
+    assert await _receive(there, theirs) == {"type": "inbox.check"}  # test below
     await here.group_send("user.8", {"type": "n", "n": 3})
     assert (await _receive(there, theirs))["n"] == 3
     assert (await _receive(here, mine))["n"] == 3
@@ -344,8 +373,32 @@ async def test_a_group_no_other_process_listens_to_is_not_published_yet_every_li
     await asyncio.sleep(0.2)  # the UNSUBSCRIBE reaches Redis
     await here.group_send("user.8", {"type": "n", "n": 4})
     assert (await _receive(here, mine))["n"] == 4
-    assert await published() == [f"{prefix}:g:user.8".encode()]  # n=3's, not n=4's
+    # The inbox.check's and n=3's, not n=4's.
+    assert await published() == [f"{prefix}:g:user.8".encode()] * 2
     await watcher.aclose()
+    await here.close()
+    await there.close()
+
+
+async def test_when_a_server_loses_its_subscriptions_other_servers_sockets_read_their_inboxes():
+    """Until a server notices that Redis dropped its reader, its NUMSUB counts
+    a subscription Redis no longer has, and it may skip publishing to a group
+    another server listens to. Those sockets are told to read their inboxes."""
+    prefix = f"{settings.REDIS_PREFIX}:hidden"
+    here, there = (
+        ChatChannelLayer(settings.REDIS_URL, prefix=prefix),
+        ChatChannelLayer(settings.REDIS_URL, prefix=prefix),
+    )
+    mine, theirs = await here.new_channel(), await there.new_channel()
+    await here.group_add("user.9", mine)
+    await there.group_add("user.9", theirs)
+    await here.group_send("user.9", {"type": "n", "n": 1})
+    assert (await _receive(there, theirs))["n"] == 1
+
+    _kill_client(here.reader_name)
+    assert await _receive(there, theirs, timeout=10) == {"type": "inbox.check"}
+    assert (await _receive(here, mine))["n"] == 1
+    assert await _receive(here, mine, timeout=10) is GAP  # ours hear of it so
     await here.close()
     await there.close()
 
