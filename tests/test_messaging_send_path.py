@@ -303,15 +303,21 @@ async def test_a_full_socket_queue_gets_one_gap_message_not_silence():
     await layer.close()
 
 
-async def test_this_process_delivers_its_own_at_once_and_other_processes_once_through_redis():
-    prefix = f"{settings.REDIS_PREFIX}:two"
-    here, there = (
-        ChatChannelLayer(settings.REDIS_URL, prefix=prefix),
-        ChatChannelLayer(settings.REDIS_URL, prefix=prefix),
-    )
+async def _two_servers(
+    name: str, group: str
+) -> tuple[ChatChannelLayer, ChatChannelLayer, str, str]:
+    """Two processes' layers, each with a socket in `group`: here, there, mine, theirs."""
+    prefix = f"{settings.REDIS_PREFIX}:{name}"
+    here = ChatChannelLayer(settings.REDIS_URL, prefix=prefix)
+    there = ChatChannelLayer(settings.REDIS_URL, prefix=prefix)
     mine, theirs = await here.new_channel(), await there.new_channel()
-    await here.group_add("user.3", mine)
-    await there.group_add("user.3", theirs)
+    await here.group_add(group, mine)
+    await there.group_add(group, theirs)
+    return here, there, mine, theirs
+
+
+async def test_this_process_delivers_its_own_at_once_and_other_processes_once_through_redis():
+    here, there, mine, theirs = await _two_servers("two", "user.3")
 
     await here.group_send_many([("user.3", {"type": "n", "n": n}) for n in range(3)])
     # Here, queued before the publish even returned; there, by way of Redis.
@@ -384,14 +390,7 @@ async def test_when_a_server_loses_its_subscriptions_other_servers_sockets_read_
     """Until a server notices that Redis dropped its reader, its NUMSUB counts
     a subscription Redis no longer has, and it may skip publishing to a group
     another server listens to. Those sockets are told to read their inboxes."""
-    prefix = f"{settings.REDIS_PREFIX}:hidden"
-    here, there = (
-        ChatChannelLayer(settings.REDIS_URL, prefix=prefix),
-        ChatChannelLayer(settings.REDIS_URL, prefix=prefix),
-    )
-    mine, theirs = await here.new_channel(), await there.new_channel()
-    await here.group_add("user.9", mine)
-    await there.group_add("user.9", theirs)
+    here, there, mine, theirs = await _two_servers("hidden", "user.9")
     await here.group_send("user.9", {"type": "n", "n": 1})
     assert (await _receive(there, theirs))["n"] == 1
 
