@@ -132,6 +132,9 @@ class ChatChannelLayer(BaseChannelLayer):
     def _redis_name(self, group: str) -> str:
         return f"{self.prefix}:g:{group}"
 
+    def _group_name(self, redis_name: str) -> str:
+        return redis_name.removeprefix(f"{self.prefix}:g:")
+
     @property
     def reader_name(self) -> str:
         """The pub/sub connection's CLIENT name, to find it in CLIENT LIST."""
@@ -513,7 +516,8 @@ class ChatChannelLayer(BaseChannelLayer):
                 async with self._commands:
                     # Re-subscribe whatever was subscribed before a reconnect.
                     names = [self._process_channel] + [self._redis_name(g) for g in self.groups]
-                    self._uncount_all()
+                    # (Nothing is counted or unconfirmed here: a start, or the
+                    # loss below cleared it.)
                     for group in self.groups:
                         self._sent_subscription(group)
                     await pubsub.subscribe(*names)
@@ -589,12 +593,12 @@ class ChatChannelLayer(BaseChannelLayer):
                 message = msgpack.unpackb(data, raw=False)
                 self._deliver_to(message["c"], message["m"])
             else:
-                self._on_group_message(name.removeprefix(f"{self.prefix}:g:"), data)
+                self._on_group_message(self._group_name(name), data)
         elif kind == "subscribe":
             if name == self._process_channel:
                 self._ready.set()
             else:
-                group = name.removeprefix(f"{self.prefix}:g:")
+                group = self._group_name(name)
                 if self._confirmed_subscription(group, subscribed=True):
                     future = self._subscribed.get(group)
                     if future is not None and not future.done():
@@ -603,5 +607,5 @@ class ChatChannelLayer(BaseChannelLayer):
                 self._announce_gap_after = None
                 self._announce_gap()
         elif kind == "unsubscribe" and name != self._process_channel:
-            group = name.removeprefix(f"{self.prefix}:g:")
+            group = self._group_name(name)
             self._confirmed_subscription(group, subscribed=False)
