@@ -30,14 +30,12 @@ async def send_many(messages: Outgoing) -> None:
     servers' by one pipelined publish (chatproject/channel_layer.py)."""
     if not messages:
         return
-    try:
-        await get_channel_layer().group_send_many(
+    await _best_effort(
+        get_channel_layer().group_send_many(
             (user_group(user_id), message) for user_id, message in messages
-        )
-    except Exception as error:
-        # Delivery is best effort; the stored inbox is the source of truth, and
-        # sockets find a missed last event on their next head check.
-        logger.error("sending %d events failed: %r", len(messages), error)
+        ),
+        len(messages),
+    )
 
 
 def send_many_in_turn(
@@ -50,7 +48,8 @@ def send_many_in_turn(
     grouped = [(user_group(user_id), message) for user_id, message in messages]
     if not grouped or not layer.deliver_here(grouped):
         return asyncio.create_task(_after(previous, send_many(messages)))
-    return asyncio.create_task(_after(previous, _publish_elsewhere(layer, grouped)))
+    publish = _best_effort(layer.publish_elsewhere(grouped), len(grouped))
+    return asyncio.create_task(_after(previous, publish))
 
 
 async def _after(previous: "asyncio.Task[None] | None", then: Awaitable[None]) -> None:
@@ -59,11 +58,13 @@ async def _after(previous: "asyncio.Task[None] | None", then: Awaitable[None]) -
     await then
 
 
-async def _publish_elsewhere(layer: Any, grouped: list[tuple[str, dict[str, Any]]]) -> None:
+async def _best_effort(sending: Awaitable[None], count: int) -> None:
     try:
-        await layer.publish_elsewhere(grouped)
+        await sending
     except Exception as error:
-        logger.error("sending %d events failed: %r", len(grouped), error)
+        # Delivery is best effort; the stored inbox is the source of truth, and
+        # sockets find a missed last event on their next head check.
+        logger.error("sending %d events failed: %r", count, error)
 
 
 def send_many_now(messages: Outgoing) -> None:
