@@ -381,17 +381,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             in_flight.popleft()
         if len(in_flight) >= SENDS_IN_FLIGHT_MAX:
             await asyncio.wait([in_flight.popleft()])
-        future = send_queue().submit(send)
-        in_flight.append(future)
 
         def stored(done: "asyncio.Future[Stored]") -> None:
             if not done.cancelled():
                 # Retrieved here: a failed send of a socket that has closed
                 # since is not logged as an exception "never retrieved".
                 done.exception()
+            # Into the mailbox before the batch's events, so that the ack can
+            # stand for this device's own `message.new` (answer_send).
             mailbox.put_nowait({"type": "send.stored", "send": send, "future": done})
 
-        future.add_done_callback(stored)
+        in_flight.append(send_queue().submit(send, then=stored))
 
     async def send_stored(self, message: dict[str, Any]) -> None:
         send: Send = message["send"]

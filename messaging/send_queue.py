@@ -23,7 +23,8 @@ same.
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 PUSH_WINDOW = 0.1
 # Seconds a batch may take in PostgreSQL before its senders get an error.
 BATCH_TIMEOUT = 10.0
+# Batches whose publishes to other servers may be under way at once.
+MAX_PUBLISHING = 4
 
 
 class Overloaded(ChatError):
@@ -55,6 +58,17 @@ class Overloaded(ChatError):
 class _Waiting:
     send: Send
     future: asyncio.Future[Stored]
+    then: "Callable[[asyncio.Future[Stored]], None] | None"
+
+    def answer(self, result: Stored | BaseException) -> None:
+        if self.future.done():
+            return
+        if isinstance(result, BaseException):
+            self.future.set_exception(result)
+        else:
+            self.future.set_result(result)
+        if self.then is not None:
+            self.then(self.future)
 
 
 class SendQueue:
@@ -68,18 +82,23 @@ class SendQueue:
         self.pushes = PushCoalescer(PUSH_WINDOW)
         self.postgresql = connections["default"].vendor == "postgresql"
         self.uncertain: list[Send] = []
-        # The previous batch's deliveries, going out while the next batch is
-        # in PostgreSQL (one at a time, in batch order).
-        self.publishing: asyncio.Task[None] | None = None
+        # Earlier batches' publishes to other servers still under way, oldest
+        # first; each waits for the one before it, so they leave in batch order.
+        self.publishing: deque[asyncio.Task[None]] = deque()
 
-    def submit(self, send: Send) -> "asyncio.Future[Stored]":
+    def submit(
+        self, send: Send, then: "Callable[[asyncio.Future[Stored]], None] | None" = None
+    ) -> "asyncio.Future[Stored]":
         """Queue one send; the future is done once it is committed (or was
         stored before). Futures are answered in the order sends were submitted,
-        so a socket with several sends in flight gets their answers in order."""
+        so a socket with several sends in flight gets their answers in order.
+        `then(future)` is called as soon as the future is done, before the
+        batch's deliveries are handed to this process's sockets (a done
+        callback would run only after them)."""
         if len(self.waiting) >= self.max_waiting:
             raise Overloaded("The server is busy; send again in a moment.")
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        self.waiting.append(_Waiting(send, future))
+        self.waiting.append(_Waiting(send, future, then))
         self.wakeup.set()
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run(), name="send-queue")
@@ -98,8 +117,7 @@ class SendQueue:
                     # Never strand a sender: whatever broke, each one hears of it.
                     logger.exception("send batch failed")
                     for waiting in batch:
-                        if not waiting.future.done():
-                            waiting.future.set_exception(error)
+                        waiting.answer(error)
 
     async def _store_batch(self, batch: list[_Waiting]) -> None:
         sends, where = send_store.distinct([w.send for w in batch])
@@ -117,26 +135,26 @@ class SendQueue:
                     await self._store_batch([waiting])
                 return
             for waiting in batch:
-                if not waiting.future.done():
-                    waiting.future.set_exception(error)
+                waiting.answer(error)
             return
         for waiting, result in zip(batch, send_store.answers(stored, where), strict=True):
-            if not waiting.future.done():
-                waiting.future.set_result(result)
+            waiting.answer(result)
         if outgoing is None:
             outgoing = send_store.outgoing(stored)
             self.pushes.add(s.message_id for s in stored if s.status == "created")
-        # Let the senders' acks go first: they were waiting for this commit.
-        await asyncio.sleep(0)
         # Deliveries leave in batch order: this process's sockets get theirs
-        # now, other servers' are published after the previous batch's, while
-        # the next batch is stored.
-        previous = self.publishing
-        self.publishing = send_many_in_turn(outgoing, previous)
-        if previous is not None:
-            # At most two batches' publishes pending: a slow Redis slows the
-            # queue down instead of piling up tasks.
-            await asyncio.wait([previous])
+        # now, other servers' are published after the earlier batches'. The
+        # loop does not yield before it sends the next batch to PostgreSQL:
+        # waiting here for the acks and publishes to go out first left
+        # PostgreSQL idle for a quarter of the time at 2,000 msg/s
+        # (docs/benchmarks.md, session 7).
+        publishing = self.publishing
+        while publishing and publishing[0].done():
+            publishing.popleft()
+        publishing.append(send_many_in_turn(outgoing, publishing[-1] if publishing else None))
+        if len(publishing) > MAX_PUBLISHING:
+            # A slow Redis slows the queue down instead of piling up tasks.
+            await asyncio.wait([publishing[0]])
 
     async def _store_sql(self, sends: Sequence[Send]) -> list[Stored]:
         for attempt in (1, 2):
