@@ -131,7 +131,11 @@ def main() -> None:
     else:
         servers.OURS_SRC, sha = servers.snapshot(args.code)
     if not args.skip_setup:
-        prepare_database(QUICK)
+        config = {
+            **QUICK,
+            "setup": {**QUICK["setup"], "pairs": max(QUICK["setup"]["pairs"], args.pairs)},
+        }
+        prepare_database(config)
     server = servers.start("ours")
     raw = RESULTS / "profile-ours.txt.tmp"
     try:

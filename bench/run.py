@@ -436,6 +436,7 @@ def main() -> None:
     )
     parser.add_argument("--rates", help="direct_sweep rates instead of the mode's, e.g. 1600,2000")
     parser.add_argument("--hold", type=float, help="direct_sweep seconds per rate instead")
+    parser.add_argument("--pairs", help="direct_sweep pair counts instead, e.g. 50,1000")
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -445,6 +446,9 @@ def main() -> None:
         sweep["rates"] = [int(r) for r in args.rates.split(",")]
     if args.hold:
         sweep["hold"] = args.hold
+    if args.pairs:
+        sweep["pairs"] = [int(p) for p in args.pairs.split(",")]
+        config["setup"]["pairs"] = max(config["setup"]["pairs"], *sweep["pairs"])
     systems = [s for s in SYSTEMS if s in args.systems.split(",")]
     scenarios = [s for s in SCENARIOS if s in args.scenarios.split(",")]
     started = time.monotonic()
