@@ -22,6 +22,7 @@ from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid, credentials_v
 from chatproject.converters import BIGINT_MAX
 from chatproject.errors import ChatError, InvalidInput, NotFound
 from chatproject.realtime import collecting_sends, send_many, user_group
+from messaging import wire
 from messaging.inbox import inbox_head, inbox_read_text
 from messaging.selectors import message_wire
 from messaging.send_queue import send_queue
@@ -407,20 +408,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def answer_send(self, send: Send, stored: Stored) -> None:
         if stored.status == "not_found":
             raise NotFound("No such conversation.", code="conversation_not_found")
-        message = stored.message or await db(message_wire)(message_id=stored.message_id)
-        ack = {
-            "type": "ack",
-            "client_msg_id": send.client_msg_id,
-            "duplicate": stored.status == "duplicate",
-            "message": message,
-        }
+        message = stored.message
+        if message is None:
+            message = json.dumps(await db(message_wire)(message_id=stored.message_id))
         own = next((cursor for user_id, cursor in stored.events if user_id == self.user_id), None)
         if own is not None and self.cursor is not None and own == self.cursor + 1:
             # The ack is also this device's `message.new` event (the next one
             # in its inbox): one frame instead of two, and the event that the
             # layer brings later is at the cursor already, so it is skipped.
-            ack["cursor"] = self.cursor = own
-        await self.send_json(ack)
+            self.cursor = own
+        else:
+            own = None
+        duplicate = stored.status == "duplicate"
+        await self.send(text_data=wire.ack_text(send.client_msg_id, duplicate, message, own))
 
     async def on_read(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation_id")
@@ -477,15 +477,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def inbox_event(self, message: dict[str, Any]) -> None:
         frame = message["event"]
-        if self.cursor is None or frame["cursor"] <= self.cursor:
+        cursor = frame["cursor"]
+        if self.cursor is None or cursor <= self.cursor:
             # Before `hello` the replay will include it; at or below the cursor
             # this device has it already.
             return
-        if frame["cursor"] > self.cursor + 1:
+        if cursor > self.cursor + 1:
             # A gap: an earlier event's delivery is late or was dropped by the
             # layer. It is committed (ours is), so read it from the inbox.
-            await self.catch_up(upto=frame["cursor"] - 1)
-        await self.send_events([frame])
+            await self.catch_up(upto=cursor - 1)
+        text = message.get("text")
+        if text is None:
+            await self.send_events([frame])
+        elif cursor > self.cursor:
+            # Sent as its frame text (messaging.wire), encoded once for all.
+            await self.send(text_data=text)
+            self.cursor = cursor
 
     async def inbox_check(self, message: dict[str, Any]) -> None:
         # Events were stored that may not have been sent live (a chat server

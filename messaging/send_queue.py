@@ -22,6 +22,7 @@ same.
 """
 
 import asyncio
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -291,7 +292,7 @@ async def _store_orm(sends: Sequence[Send]) -> tuple[list[Stored], Outgoing]:
                     stored.append(Stored("not_found", None))
                     continue
                 status = "created" if result.created else "duplicate"
-                message = wire.message_dict(result.message)
+                message = json.dumps(wire.message_dict(result.message), ensure_ascii=False)
                 stored.append(Stored(status, result.message.pk, message))
                 outgoing.extend(sent)
         finally:

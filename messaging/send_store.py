@@ -11,7 +11,11 @@ from typing import Any, Literal
 from chatproject.realtime import Outgoing
 from messaging import wire
 
-SQL = "SELECT status, message_id, message, user_ids, cursors FROM messaging_send_batch(%s, %s, %s)"
+# The message as JSON text: it is spliced into frames as it is (messaging.wire).
+SQL = (
+    "SELECT status, message_id, message::text, user_ids, cursors"
+    " FROM messaging_send_batch(%s, %s, %s)"
+)
 # Which of some sends are stored: (message id, conversation id).
 FIND_STORED = """
 SELECT m.id, m.conversation_id FROM messaging_message m
@@ -35,8 +39,9 @@ class Send:
 class Stored:
     status: Literal["created", "duplicate", "not_found"]
     message_id: int | None
-    # The wire shape of a created message; None for the other statuses.
-    message: dict[str, Any] | None = None
+    # The wire shape of a created message as JSON text (messaging.wire); None
+    # for the other statuses.
+    message: str | None = None
     # (user id, inbox cursor) of every member's `message.new` event.
     events: list[tuple[int, int]] = field(default_factory=list)
 
@@ -71,9 +76,6 @@ def keys(sends: Sequence[Send]) -> tuple[list[int], list[int], list[str]]:
 
 def parse(row: Sequence[Any]) -> Stored:
     status, message_id, message, user_ids, cursors = row
-    if isinstance(message, str):
-        # Django's cursor hands jsonb over as text; psycopg's own as a dict.
-        message = json.loads(message)
     events = list(zip(user_ids or [], cursors or [], strict=True))
     return Stored(status, message_id, message, events)
 
@@ -112,8 +114,10 @@ def outgoing(stored: Iterable[Stored]) -> Outgoing:
     for item in stored:
         if item.status != "created":
             continue
+        assert item.message is not None
         for user_id, cursor in item.events:
-            frame = {"type": "event", "cursor": cursor, "kind": "message.new"}
-            frame["message"] = item.message
-            messages.append((user_id, {"type": "inbox.event", "event": frame}))
+            text = wire.message_event_text(cursor, item.message)
+            messages.append(
+                (user_id, {"type": "inbox.event", "event": {"cursor": cursor}, "text": text})
+            )
     return messages

@@ -2,6 +2,7 @@
 (REST answers, `ack` frames, inbox events). One definition keeps REST and the
 socket from drifting apart."""
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,23 @@ def message_dict(message: Message) -> dict[str, Any]:
         "edited_at": iso(message.edited_at),
         "deleted": message.deleted_at is not None,
     }
+
+
+# A stored message goes out as an `ack` to its sender and a `message.new` event
+# to every member's devices: the frames are spliced around the message's JSON
+# text, encoded once (by PostgreSQL when it stored it), not parsed and encoded
+# again per frame.
+
+
+def message_event_text(cursor: int, message_json: str) -> str:
+    """The `message.new` event frame, the same shape as a replayed one."""
+    return f'{{"type":"event","cursor":{cursor},"kind":"message.new","message":{message_json}}}'
+
+
+def ack_text(client_msg_id: str, duplicate: bool, message_json: str, cursor: int | None) -> str:
+    head = f'{{"type":"ack","client_msg_id":{json.dumps(client_msg_id, ensure_ascii=False)}'
+    tail = f',"cursor":{cursor}}}' if cursor is not None else "}"
+    return f'{head},"duplicate":{"true" if duplicate else "false"},"message":{message_json}{tail}'
 
 
 def member_dict(membership: Membership, *, show_read: bool = True) -> dict[str, Any]:

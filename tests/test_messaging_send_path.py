@@ -25,6 +25,7 @@ from messaging.models import InboxEvent, Membership, Message
 from messaging.send_store import Send
 from messaging.services import _message_send_sql, message_send_orm
 from tests.messaging_helpers import connect, direct, group, send, send_frame
+from tests.support.ws import open_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -525,8 +526,9 @@ def test_a_batch_of_many_sends_numbers_conversations_and_inboxes_in_order(
         "created",
     ]
     assert stored[3].message_id == stored[0].message_id
-    assert [stored[i].message["seq"] for i in (0, 2)] == [1, 2]  # the team's
-    assert [stored[i].message["seq"] for i in (1, 5)] == [1, 2]  # the pair's
+    seqs = [json.loads(s.message)["seq"] if s.message else None for s in stored]
+    assert [seqs[i] for i in (0, 2)] == [1, 2]  # the team's
+    assert [seqs[i] for i in (1, 5)] == [1, 2]  # the pair's
     # Bob is in both: his cursors follow the batch's order, without gaps.
     bob_cursors = [dict(stored[i].events)[bob.id] for i in (0, 1, 2, 5)]
     assert bob_cursors == [heads[bob.id] + k for k in (1, 2, 3, 4)]
@@ -591,3 +593,30 @@ def test_replayed_frames_as_text_are_the_stored_events(alice, bob):
     assert [cursor for cursor, _ in spliced] == [frame["cursor"] for frame in expected]
     assert [json.loads(text) for _, text in spliced] == expected
     assert inbox_read_text(user_id=bob.id, after=1, upto=2) == spliced[1:2]
+
+
+def test_live_frames_spliced_from_the_stored_text_are_the_stored_events(live_daphne, alice, bob):
+    """The ack and the live `message.new` are spliced around the message's JSON
+    text as PostgreSQL stored it: they carry exactly the message and event a
+    replay or REST sync gives, odd characters included."""
+    conversation = direct(alice, bob)
+    alice_phone, alice_ready = connect(live_daphne, alice)
+    bob_phone, bob_ready = connect(live_daphne, bob)
+    text = 'quotes " \\ and ünïcødé 🎉, {braces}: [x] </script>'
+    alice_phone.send(send_frame(conversation, text, "m.1:odd_id-2"))
+    ack = alice_phone.expect("ack")
+    live = bob_phone.expect("event", kind="message.new")
+
+    assert (ack["client_msg_id"], ack["duplicate"]) == ("m.1:odd_id-2", False)
+    assert ack["cursor"] == alice_ready["cursor"] + 1
+    assert ack["message"] == live["message"]
+    assert live["message"]["text"] == text
+    replayed = open_socket(live_daphne.ws_url, token=bob.token)
+    replayed.send({"type": "hello", "cursor": bob_ready["cursor"]})
+    assert [f for f in replayed.frames_for(1.5) if f["type"] == "event"] == [live]
+    # A resend is acked as a duplicate, with the same message.
+    alice_phone.send(send_frame(conversation, text, "m.1:odd_id-2"))
+    again = alice_phone.expect("ack")
+    assert (again["duplicate"], again["message"]) == (True, ack["message"])
+    for sock in (alice_phone, bob_phone, replayed):
+        sock.close()
