@@ -265,13 +265,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def send_error(self, code: str, detail: str, **extra: Any) -> None:
         await self.send_json({"type": "error", "code": code, "detail": detail, **extra})
 
-    async def send_events(self, frames: list[dict[str, Any]]) -> None:
-        for frame in frames:
-            if self.cursor is not None and frame["cursor"] <= self.cursor:
-                continue
-            await self.send_json(frame)
-            self.cursor = frame["cursor"]
-
     async def catch_up(self, upto: int | None = None) -> None:
         """Send every stored event after the cursor (up to `upto`), in pages."""
         assert self.cursor is not None
@@ -410,7 +403,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise NotFound("No such conversation.", code="conversation_not_found")
         message = stored.message
         if message is None:
-            message = json.dumps(await db(message_wire)(message_id=stored.message_id))
+            message = wire.message_json(await db(message_wire)(message_id=stored.message_id))
         own = next((cursor for user_id, cursor in stored.events if user_id == self.user_id), None)
         if own is not None and self.cursor is not None and own == self.cursor + 1:
             # The ack is also this device's `message.new` event (the next one
@@ -477,22 +470,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def inbox_event(self, message: dict[str, Any]) -> None:
         frame = message["event"]
-        cursor = frame["cursor"]
+        if await self._next_event(frame["cursor"]):
+            await self.send_json(frame)
+            self.cursor = frame["cursor"]
+
+    async def inbox_message(self, message: dict[str, Any]) -> None:
+        """A new message's `message.new` event: the frame is spliced around
+        the message's JSON text, shared by every member (messaging.wire)."""
+        cursor = message["cursor"]
+        if await self._next_event(cursor):
+            await self.send(text_data=wire.message_event_text(cursor, message["message"]))
+            self.cursor = cursor
+
+    async def _next_event(self, cursor: int) -> bool:
+        """Whether the event at `cursor` is to be sent now; sends the events
+        before it from the inbox first if their deliveries are missing."""
         if self.cursor is None or cursor <= self.cursor:
             # Before `hello` the replay will include it; at or below the cursor
             # this device has it already.
-            return
+            return False
         if cursor > self.cursor + 1:
             # A gap: an earlier event's delivery is late or was dropped by the
             # layer. It is committed (ours is), so read it from the inbox.
             await self.catch_up(upto=cursor - 1)
-        text = message.get("text")
-        if text is None:
-            await self.send_events([frame])
-        elif cursor > self.cursor:
-            # Sent as its frame text (messaging.wire), encoded once for all.
-            await self.send(text_data=text)
-            self.cursor = cursor
+        return True
 
     async def inbox_check(self, message: dict[str, Any]) -> None:
         # Events were stored that may not have been sent live (a chat server

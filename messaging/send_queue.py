@@ -22,7 +22,6 @@ same.
 """
 
 import asyncio
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -46,7 +45,8 @@ logger = logging.getLogger(__name__)
 PUSH_WINDOW = 0.1
 # Seconds a batch may take in PostgreSQL before its senders get an error.
 BATCH_TIMEOUT = 10.0
-# Batches whose publishes to other servers may be under way at once.
+# Past this many batches' publishes to other servers under way, the queue
+# waits for the oldest before it stores more.
 MAX_PUBLISHING = 4
 
 
@@ -69,7 +69,12 @@ class _Waiting:
         else:
             self.future.set_result(result)
         if self.then is not None:
-            self.then(self.future)
+            try:
+                self.then(self.future)
+            except Exception:
+                # One socket's hook must not stop the rest of a committed
+                # batch from being answered and delivered.
+                logger.exception("answering send %s failed", self.send.client_msg_id)
 
 
 class SendQueue:
@@ -93,9 +98,9 @@ class SendQueue:
         """Queue one send; the future is done once it is committed (or was
         stored before). Futures are answered in the order sends were submitted,
         so a socket with several sends in flight gets their answers in order.
-        `then(future)` is called as soon as the future is done, before the
-        batch's deliveries are handed to this process's sockets (a done
-        callback would run only after them)."""
+        `then(future)` is called when the queue answers, before the batch's
+        deliveries are handed to this process's sockets (a done callback
+        would run only after them)."""
         if len(self.waiting) >= self.max_waiting:
             raise Overloaded("The server is busy; send again in a moment.")
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
@@ -292,7 +297,7 @@ async def _store_orm(sends: Sequence[Send]) -> tuple[list[Stored], Outgoing]:
                     stored.append(Stored("not_found", None))
                     continue
                 status = "created" if result.created else "duplicate"
-                message = json.dumps(wire.message_dict(result.message), ensure_ascii=False)
+                message = wire.message_json(wire.message_dict(result.message))
                 stored.append(Stored(status, result.message.pk, message))
                 outgoing.extend(sent)
         finally:

@@ -114,10 +114,10 @@ def outgoing(stored: Iterable[Stored]) -> Outgoing:
     for item in stored:
         if item.status != "created":
             continue
-        assert item.message is not None
         for user_id, cursor in item.events:
-            text = wire.message_event_text(cursor, item.message)
+            # One shared text for every member; each socket splices its frame
+            # as it sends it (ChatConsumer.inbox_message).
             messages.append(
-                (user_id, {"type": "inbox.event", "event": {"cursor": cursor}, "text": text})
+                (user_id, {"type": "inbox.message", "cursor": cursor, "message": item.message})
             )
     return messages

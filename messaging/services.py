@@ -29,7 +29,7 @@ from notifications.tasks import push_new_messages
 # Whitespace, separators, controls and format characters (zero-width space,
 # joiners, direction marks): a message of only these shows nothing.
 _INVISIBLE = {"Zs", "Zl", "Zp", "Cc", "Cf"}
-CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+CLIENT_MSG_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class GroupFull(ChatError):
@@ -137,7 +137,7 @@ def clean_text(text: object) -> str:
 
 
 def clean_client_msg_id(client_msg_id: object) -> str:
-    if not isinstance(client_msg_id, str) or not CLIENT_MSG_ID.match(client_msg_id):
+    if not isinstance(client_msg_id, str) or not CLIENT_MSG_ID.fullmatch(client_msg_id):
         raise InvalidInput(
             "`client_msg_id` must be 1-64 characters of letters, digits and ._:-",
             code="invalid_client_msg_id",

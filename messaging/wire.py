@@ -29,8 +29,13 @@ def message_dict(message: Message) -> dict[str, Any]:
 
 # A stored message goes out as an `ack` to its sender and a `message.new` event
 # to every member's devices: the frames are spliced around the message's JSON
-# text, encoded once (by PostgreSQL when it stored it), not parsed and encoded
-# again per frame.
+# text, encoded once (by PostgreSQL when it stored it, or `message_json`), not
+# parsed and encoded again per frame.
+
+
+def message_json(message: dict[str, Any]) -> str:
+    """A message dict as the JSON text the frames below splice in."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
 
 def message_event_text(cursor: int, message_json: str) -> str:

@@ -322,6 +322,7 @@ def test_a_bad_client_msg_id_is_refused(alice, bob):
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_client_msg_id"
+    assert not Message.objects.filter(conversation_id=conversation).exists()
 
 
 def test_history_pages_newest_first_by_sequence_with_fixed_queries(alice, bob):

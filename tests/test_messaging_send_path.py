@@ -13,6 +13,8 @@ import psycopg
 import pytest
 import redis
 import redis.asyncio
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -22,6 +24,7 @@ from chatproject.errors import NotFound
 from messaging import send_store, wire
 from messaging.consumers import SENDS_IN_FLIGHT_MAX
 from messaging.models import InboxEvent, Membership, Message
+from messaging.send_queue import SendQueue, _store_orm
 from messaging.send_store import Send
 from messaging.services import _message_send_sql, message_send_orm
 from tests.messaging_helpers import connect, direct, group, send, send_frame
@@ -620,3 +623,105 @@ def test_live_frames_spliced_from_the_stored_text_are_the_stored_events(live_dap
     assert (again["duplicate"], again["message"]) == (True, ack["message"])
     for sock in (alice_phone, bob_phone, replayed):
         sock.close()
+
+
+async def test_a_failing_answer_hook_does_not_stop_the_rest_of_a_committed_batch(alice, bob):
+    """A socket's answer hook that raises (its socket broke) costs that socket
+    its ack only: the other sends of the batch are answered and delivered."""
+    conversation = await sync_to_async(direct)(alice, bob)
+    layer = get_channel_layer()
+    bobs_phone = await layer.new_channel()
+    await layer.group_add(f"user.{bob.id}", bobs_phone)
+    queue = SendQueue(max_waiting=10, max_batch=10)
+    answered: list[asyncio.Future] = []
+
+    def broken(future: asyncio.Future) -> None:
+        raise RuntimeError("this socket is gone")
+
+    try:
+        first = queue.submit(Send(conversation, alice.id, "h1", "one"), then=broken)
+        second = queue.submit(Send(conversation, alice.id, "h2", "two"), then=answered.append)
+        await asyncio.wait_for(asyncio.gather(first, second), 10)
+        assert [f.result().status for f in (first, second)] == ["created", "created"]
+        assert answered == [second]
+        delivered = [await _receive(layer, bobs_phone) for _ in range(2)]
+        assert [json.loads(d["message"])["text"] for d in delivered] == ["one", "two"]
+    finally:
+        for task in (queue.task, queue.pushes.task):
+            if task is not None:
+                task.cancel()
+        if queue.connection is not None:
+            await queue.connection.close()
+        await layer.group_discard(f"user.{bob.id}", bobs_phone)
+
+
+async def test_the_orm_send_path_gives_the_same_message_text(alice, bob):
+    """SQLite's path (the embedded default) answers with the message as JSON
+    text too, in the wire shape, for the same frames."""
+    conversation = await sync_to_async(direct)(alice, bob)
+    (stored,), outgoing = await _store_orm([Send(conversation, alice.id, "o1", "hi")])
+
+    message = await sync_to_async(Message.objects.get)(pk=stored.message_id)
+    assert json.loads(stored.message) == wire.message_dict(message)
+    assert {user_id for user_id, _ in outgoing} == {alice.id, bob.id}
+
+
+def test_ack_and_event_frames_are_valid_json_with_and_without_a_cursor():
+    message = wire.message_json({"id": 7, "text": 'a "quoted" \\ line\nnext ✓'})
+    assert json.loads(wire.ack_text("m.1", False, message, None)) == {
+        "type": "ack",
+        "client_msg_id": "m.1",
+        "duplicate": False,
+        "message": {"id": 7, "text": 'a "quoted" \\ line\nnext ✓'},
+    }
+    assert json.loads(wire.ack_text("m.1", True, message, 12))["cursor"] == 12
+    assert json.loads(wire.message_event_text(12, message)) == {
+        "type": "event",
+        "cursor": 12,
+        "kind": "message.new",
+        "message": {"id": 7, "text": 'a "quoted" \\ line\nnext ✓'},
+    }
+
+
+async def test_a_stalled_publish_holds_the_queue_after_four_batches_and_order_is_kept(
+    alice, bob, monkeypatch
+):
+    """Publishes to other servers run behind the stores; while Redis stalls,
+    four batches' publishes may wait, then the queue stops storing instead of
+    piling up tasks. They leave in batch order once Redis answers."""
+    from messaging import send_queue as module
+
+    conversation = await sync_to_async(direct)(alice, bob)
+    redis_answers = asyncio.Event()
+    published: list[list[str]] = []
+
+    def stalled_publish(outgoing, previous):
+        async def publish() -> None:
+            if previous is not None:
+                await previous
+            await redis_answers.wait()
+            published.append(sorted({json.loads(m["message"])["text"] for _, m in outgoing}))
+
+        return asyncio.create_task(publish())
+
+    monkeypatch.setattr(module, "send_many_in_turn", stalled_publish)
+    queue = SendQueue(max_waiting=10, max_batch=10)
+    try:
+        for n in range(1 + module.MAX_PUBLISHING):
+            stored = queue.submit(Send(conversation, alice.id, f"p{n}", f"m{n}"))
+            assert (await asyncio.wait_for(stored, 10)).status == "created"
+        held = queue.submit(Send(conversation, alice.id, "held", "held"))
+        await asyncio.sleep(0.5)
+        assert not held.done()  # not stored while five publishes wait
+
+        redis_answers.set()
+        assert (await asyncio.wait_for(held, 10)).status == "created"
+        await asyncio.wait_for(queue.publishing[-1], 10)
+        assert published == [[f"m{n}"] for n in range(1 + module.MAX_PUBLISHING)] + [["held"]]
+    finally:
+        redis_answers.set()
+        for task in (queue.task, queue.pushes.task):
+            if task is not None:
+                task.cancel()
+        if queue.connection is not None:
+            await queue.connection.close()

@@ -280,6 +280,10 @@ def test_a_socket_with_a_wrong_token_is_closed(live_daphne):
             "invalid_frame",
         ),
         ('{"type": "send", "conversation_id": CONV, "text": "hi"}', "invalid_client_msg_id"),
+        (
+            '{"type": "send", "conversation_id": CONV, "client_msg_id": "x\\n", "text": "hi"}',
+            "invalid_client_msg_id",
+        ),
         ('{"type": "send", "conversation_id": CONV, "client_msg_id": "x"}', "invalid_text"),
         (
             '{"type": "send", "conversation_id": CONV, "client_msg_id": "x", "text": 5}',
