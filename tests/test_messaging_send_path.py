@@ -14,9 +14,8 @@ import pytest
 import redis
 import redis.asyncio
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from chatproject.channel_layer import GAP, ChatChannelLayer
@@ -625,43 +624,65 @@ def test_live_frames_spliced_from_the_stored_text_are_the_stored_events(live_dap
         sock.close()
 
 
-async def test_a_failing_answer_hook_does_not_stop_the_rest_of_a_committed_batch(alice, bob):
+@pytest.fixture
+async def private_queue(monkeypatch):
+    """A send queue of this test's own, delivering through a channel layer of
+    its own (the process's layer stays unbound to this test's event loop),
+    with pushes held back; stopped and closed after the test."""
+    from messaging import send_queue as module
+
+    layer = ChatChannelLayer(settings.REDIS_URL, prefix=f"{settings.REDIS_PREFIX}:queue")
+    monkeypatch.setattr("chatproject.realtime.get_channel_layer", lambda: layer)
+    monkeypatch.setattr(module, "PUSH_WINDOW", 3600.0)
+    queue = SendQueue(max_waiting=10, max_batch=10)
+    yield queue, layer
+    tasks = [t for t in (queue.task, queue.pushes.task, *queue.publishing) if t is not None]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if queue.connection is not None:
+        await queue.connection.close()
+    await layer.close()
+    # The connection the tests' sync_to_async(direct) opened in its thread.
+    await sync_to_async(connections.close_all)()
+
+
+async def test_a_failing_answer_hook_does_not_stop_the_rest_of_a_committed_batch(
+    alice, bob, private_queue
+):
     """A socket's answer hook that raises (its socket broke) costs that socket
     its ack only: the other sends of the batch are answered and delivered."""
+    queue, layer = private_queue
     conversation = await sync_to_async(direct)(alice, bob)
-    layer = get_channel_layer()
     bobs_phone = await layer.new_channel()
     await layer.group_add(f"user.{bob.id}", bobs_phone)
-    queue = SendQueue(max_waiting=10, max_batch=10)
     answered: list[asyncio.Future] = []
 
     def broken(future: asyncio.Future) -> None:
         raise RuntimeError("this socket is gone")
 
-    try:
-        first = queue.submit(Send(conversation, alice.id, "h1", "one"), then=broken)
-        second = queue.submit(Send(conversation, alice.id, "h2", "two"), then=answered.append)
-        await asyncio.wait_for(asyncio.gather(first, second), 10)
-        assert [f.result().status for f in (first, second)] == ["created", "created"]
-        assert answered == [second]
-        delivered = [await _receive(layer, bobs_phone) for _ in range(2)]
-        assert [json.loads(d["message"])["text"] for d in delivered] == ["one", "two"]
-    finally:
-        for task in (queue.task, queue.pushes.task):
-            if task is not None:
-                task.cancel()
-        if queue.connection is not None:
-            await queue.connection.close()
-        await layer.group_discard(f"user.{bob.id}", bobs_phone)
+    first = queue.submit(Send(conversation, alice.id, "h1", "one"), then=broken)
+    second = queue.submit(Send(conversation, alice.id, "h2", "two"), then=answered.append)
+    await asyncio.wait_for(asyncio.gather(first, second), 10)
+    assert [f.result().status for f in (first, second)] == ["created", "created"]
+    assert answered == [second]
+    delivered = [await _receive(layer, bobs_phone) for _ in range(2)]
+    assert [json.loads(d["message"])["text"] for d in delivered] == ["one", "two"]
 
 
-async def test_the_orm_send_path_gives_the_same_message_text(alice, bob):
+async def test_the_orm_send_path_gives_the_same_message_text(alice, bob, monkeypatch):
     """SQLite's path (the embedded default) answers with the message as JSON
     text too, in the wire shape, for the same frames."""
+    from messaging import send_queue as module
+
+    # Its worker thread keeps its connection open for the next batch; here it
+    # closes it, so the test database can be dropped after the run.
+    monkeypatch.setattr(module, "close_old_connections", connections.close_all)
     conversation = await sync_to_async(direct)(alice, bob)
     (stored,), outgoing = await _store_orm([Send(conversation, alice.id, "o1", "hi")])
 
     message = await sync_to_async(Message.objects.get)(pk=stored.message_id)
+    await sync_to_async(connections.close_all)()
     assert json.loads(stored.message) == wire.message_dict(message)
     assert {user_id for user_id, _ in outgoing} == {alice.id, bob.id}
 
@@ -683,45 +704,52 @@ def test_ack_and_event_frames_are_valid_json_with_and_without_a_cursor():
     }
 
 
-async def test_a_stalled_publish_holds_the_queue_after_four_batches_and_order_is_kept(
-    alice, bob, monkeypatch
+async def test_a_stalled_publish_stops_the_queue_past_four_pending_and_keeps_batch_order(
+    alice, bob, monkeypatch, private_queue
 ):
     """Publishes to other servers run behind the stores; while Redis stalls,
-    four batches' publishes may wait, then the queue stops storing instead of
-    piling up tasks. They leave in batch order once Redis answers."""
+    the queue stores on until more than four batches' publishes wait, then
+    stops storing instead of piling up tasks. Each publish waits for the one
+    before it, so they leave in batch order however Redis answers."""
     from messaging import send_queue as module
 
+    queue, _ = private_queue
     conversation = await sync_to_async(direct)(alice, bob)
-    redis_answers = asyncio.Event()
     published: list[list[str]] = []
+    calls: list[tuple[asyncio.Task | None, asyncio.Task]] = []
+    gates: list[asyncio.Event] = []
 
     def stalled_publish(outgoing, previous):
+        gate = asyncio.Event()
+        gates.append(gate)
+
         async def publish() -> None:
             if previous is not None:
                 await previous
-            await redis_answers.wait()
+            await gate.wait()
             published.append(sorted({json.loads(m["message"])["text"] for _, m in outgoing}))
 
-        return asyncio.create_task(publish())
+        task = asyncio.create_task(publish())
+        calls.append((previous, task))
+        return task
 
     monkeypatch.setattr(module, "send_many_in_turn", stalled_publish)
-    queue = SendQueue(max_waiting=10, max_batch=10)
-    try:
-        for n in range(1 + module.MAX_PUBLISHING):
-            stored = queue.submit(Send(conversation, alice.id, f"p{n}", f"m{n}"))
-            assert (await asyncio.wait_for(stored, 10)).status == "created"
-        held = queue.submit(Send(conversation, alice.id, "held", "held"))
-        await asyncio.sleep(0.5)
-        assert not held.done()  # not stored while five publishes wait
+    for n in range(1 + module.MAX_PUBLISHING):
+        stored = queue.submit(Send(conversation, alice.id, f"p{n}", f"m{n}"))
+        assert (await asyncio.wait_for(stored, 10)).status == "created"
+    held = queue.submit(Send(conversation, alice.id, "held", "held"))
+    await asyncio.sleep(0.5)
+    assert not held.done()  # not stored while five publishes wait
 
-        redis_answers.set()
-        assert (await asyncio.wait_for(held, 10)).status == "created"
-        await asyncio.wait_for(queue.publishing[-1], 10)
-        assert published == [[f"m{n}"] for n in range(1 + module.MAX_PUBLISHING)] + [["held"]]
-    finally:
-        redis_answers.set()
-        for task in (queue.task, queue.pushes.task):
-            if task is not None:
-                task.cancel()
-        if queue.connection is not None:
-            await queue.connection.close()
+    # Redis answers the newest first: the publishes still leave in order.
+    for gate in reversed(gates):
+        gate.set()
+    assert (await asyncio.wait_for(held, 10)).status == "created"
+    gates[-1].set()
+    await asyncio.wait_for(calls[-1][1], 10)
+    assert published == [[f"m{n}"] for n in range(1 + module.MAX_PUBLISHING)] + [["held"]]
+    # Each publish was chained to the one before it while that one was
+    # still under way (a finished one is not waited for).
+    tasks = [task for _, task in calls]
+    assert [previous for previous, _ in calls[:-1]] == [None, *tasks[:-2]]
+    assert calls[-1][0] in (None, tasks[-2])
