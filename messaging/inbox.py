@@ -5,7 +5,6 @@ every member's inbox in the same order. Inbox rows are locked in user-id order
 so that two transactions never wait on each other in a cycle.
 """
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from django.db.models import F, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from chatproject.realtime import send_many_on_commit
+from messaging import wire
 from messaging.models import Inbox, InboxEvent
 
 REPLAY_PAGE = 500
@@ -108,6 +108,4 @@ def inbox_read_text(
 
 def _frame_text(seq: int, kind: str, payload: str) -> str:
     # The payload is a JSON object: its members follow the frame's own.
-    members = payload.strip()[1:-1].strip()
-    head = f'{{"type":"event","cursor":{seq},"kind":{json.dumps(kind)}'
-    return f"{head},{members}}}" if members else f"{head}}}"
+    return wire.event_frame_text(seq, kind, payload.strip()[1:-1].strip())

@@ -38,9 +38,16 @@ def message_json(message: dict[str, Any]) -> str:
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
 
+def event_frame_text(cursor: int, kind: str, members: str) -> str:
+    """An inbox event frame: `members` are the payload object's members as
+    JSON text, without the braces (empty for an empty payload)."""
+    head = f'{{"type":"event","cursor":{cursor},"kind":{json.dumps(kind)}'
+    return f"{head},{members}}}" if members else f"{head}}}"
+
+
 def message_event_text(cursor: int, message_json: str) -> str:
     """The `message.new` event frame, the same shape as a replayed one."""
-    return f'{{"type":"event","cursor":{cursor},"kind":"message.new","message":{message_json}}}'
+    return event_frame_text(cursor, "message.new", f'"message":{message_json}')
 
 
 def ack_text(client_msg_id: str, duplicate: bool, message_json: str, cursor: int | None) -> str:
