@@ -157,9 +157,14 @@ def main() -> None:
             ["taskset", "-c", LOAD_CPU, sys.executable, "-m", "bench.loadgen", json.dumps(spec)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(3)  # connect and warm up first
+        # Sample the hold only: 2,000 sockets take tens of seconds to connect.
+        for line in load.stderr:
+            if line.strip() == "connected":
+                break
+        time.sleep(1)
         subprocess.run(
             [
                 "taskset",
