@@ -36,3 +36,14 @@ application = ProtocolTypeRouter(
 # first: start-up's garbage must not be frozen with it.
 gc.collect()
 gc.freeze()
+
+# Each socket's waiting objects (the future its next frame will resolve, the
+# task parked on it) outlive a young collection whenever that socket is quiet
+# for a second, so with thousands of sockets they pour into the oldest
+# generation, and Python's default thresholds (700, 10, 10) then ran a full
+# collection over every socket's objects every ~6 s: 200-380 ms pauses with
+# 2,000 sockets, the p99 of a 1,000-pair run. Young collections every 20,000
+# allocations promote fewer of them, and a full one waits for 100 middle ones:
+# none ran during the holds of a 1,000-pair run and the peak RSS did not move
+# (docs/benchmarks.md, "Session 8").
+gc.set_threshold(20_000, 20, 100)
