@@ -137,7 +137,7 @@ def credentials_valid(*, user_id: int, token_key: str | None) -> bool:
         return True
     # Expired tokens are refused by REST at once; a socket must not outlive them.
     return (
-        AuthToken.objects.filter(token_key=token_key)
+        AuthToken.objects.filter(token_key=token_key, user_id=user_id)
         .filter(Q(expiry__isnull=True) | Q(expiry__gt=timezone.now()))
         .exists()
     )

@@ -18,12 +18,12 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
-from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid, credentials_valid
+from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid
 from chatproject.converters import BIGINT_MAX
 from chatproject.errors import ChatError, InvalidInput, NotFound
 from chatproject.realtime import collecting_sends, send_many, user_group
 from messaging import wire
-from messaging.inbox import inbox_head, inbox_read_text
+from messaging.inbox import head_if_credentials_valid, inbox_head, inbox_read_text
 from messaging.selectors import message_wire
 from messaging.send_queue import send_queue
 from messaging.send_store import Send, Stored
@@ -35,7 +35,7 @@ from messaging.typing_indicator import (
     typing_recipients,
 )
 from presence import sweeper
-from presence.services import device_beat, device_left
+from presence.services import device_beat, device_left, note_beat
 
 logger = logging.getLogger(__name__)
 
@@ -76,14 +76,6 @@ async def write(fn: Callable[..., Any], **kwargs: Any) -> Any:
 
     result, outgoing = await sync_to_async(call, thread_sensitive=False)()
     return result, outgoing
-
-
-def _head_if_still_valid(*, user_id: int, token_key: str | None) -> int | None:
-    """The inbox head, or None if the socket's credentials are no longer
-    valid: one trip to the ORM thread for both (a heartbeat's check)."""
-    if not credentials_valid(user_id=user_id, token_key=token_key):
-        return None
-    return inbox_head(user_id=user_id)
 
 
 def _int_field(frame: dict[str, Any], name: str, *, optional: bool = False) -> int | None:
@@ -446,10 +438,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         now = time.monotonic()
         # The device's deadline is its last recorded beat plus the timeout;
         # recording every third of the timeout keeps it ahead while costing
-        # Redis a third of the beats (a beat is most of an idle socket's cost).
+        # Redis a third of the beats. Recorded in batches by the process's
+        # presence loop, within a second.
         if now - self.beat_recorded_at >= settings.PRESENCE_TIMEOUT / 3:
             self.beat_recorded_at = now
-            await device_beat(user_id=self.user_id, device=self.channel_name)
+            note_beat(user_id=self.user_id, device=self.channel_name)
         if now - self.head_checked_at < settings.CHAT_HEAD_CHECK:
             return
         await self.repair()
@@ -459,7 +452,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         look at the credentials again) or events (so read the inbox up to its
         head; nothing later would reveal a dropped last event)."""
         self.head_checked_at = time.monotonic()
-        head = await db(_head_if_still_valid)(user_id=self.user_id, token_key=self.token_key)
+        head = await db(head_if_credentials_valid)(user_id=self.user_id, token_key=self.token_key)
         if head is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return

@@ -17,7 +17,7 @@ from django.db.models import Count, Q
 from accounts.models import User
 from chatproject.realtime import send_many
 from messaging.models import Conversation, Membership
-from presence.store import Status, get_store, now
+from presence.store import Beat, Status, get_store, now
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +79,55 @@ async def device_beat(*, user_id: int, device: str) -> None:
         await _announce(user_id, online=True, at=at, version=version)
 
 
+# Heartbeats of this process's sockets, recorded by its presence loop
+# (presence.sweeper) many per Redis round trip: one script call per beat was
+# most of what 2,000 beating sockets cost (docs/benchmarks.md, "Session 8").
+# Newest per device; a beat waits at most a sweep interval, well inside the
+# PRESENCE_TIMEOUT / 3 margin sockets keep.
+_noted: dict[tuple[int, str], Beat] = {}
+# The recording under way, with its loop: a leaving device waits for it.
+_recording: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+
+
+def note_beat(*, user_id: int, device: str) -> None:
+    """A device sent a heartbeat: record it with the next batch."""
+    _noted[user_id, device] = Beat(user_id, device, now())
+
+
+async def record_noted_beats() -> int:
+    """Record the beats noted since the last call; announce users who came
+    back online (their devices had expired, or Redis lost its data)."""
+    global _recording
+    if not _noted:
+        return 0
+    beats = list(_noted.values())
+    _noted.clear()
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    _recording = (loop, done)
+    try:
+        versions = await get_store().beat_many(beats, settings.PRESENCE_TIMEOUT)
+    except BaseException:
+        # Kept for the next call, unless a newer beat of the device came in.
+        for beat in beats:
+            _noted.setdefault((beat.user_id, beat.device), beat)
+        raise
+    finally:
+        _recording = None
+        done.set_result(None)
+    for beat, version in zip(beats, versions, strict=True):
+        if version:
+            await _announce(beat.user_id, online=True, at=beat.at, version=version)
+    return len(beats)
+
+
 async def device_left(*, user_id: int, device: str) -> None:
     """A device closed its socket cleanly: offline at once if it was the last."""
+    # Its beat must not be recorded after it left, which would show it online
+    # until the sweep: drop a noted one, let one being recorded land first.
+    _noted.pop((user_id, device), None)
+    if _recording is not None and _recording[0] is asyncio.get_running_loop():
+        await asyncio.shield(_recording[1])
     at = now()
     if version := await get_store().leave(user_id, device, at):
         await _announce(user_id, online=False, at=at, version=version)

@@ -14,6 +14,7 @@ from typing import Protocol
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
+from redis.commands.core import AsyncScript
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,13 @@ class Status:
     version: int = 0  # of the last announced change
 
 
+@dataclass(frozen=True)
+class Beat:
+    user_id: int
+    device: str
+    at: float
+
+
 class PresenceStore(Protocol):
     # The writes answer 0 when the user's state did not change, else the new
     # version of the user's state (it grows with each change, so announcements
@@ -31,6 +39,9 @@ class PresenceStore(Protocol):
 
     async def beat(self, user_id: int, device: str, now: float, ttl: float) -> int:
         """Record a beat; a version when the user just came online."""
+
+    async def beat_many(self, beats: list[Beat], ttl: float) -> list[int]:
+        """Record many beats at once; `beat`'s answer for each."""
 
     async def leave(self, user_id: int, device: str, now: float) -> int:
         """Forget a device; a version when that was the user's last live device."""
@@ -115,6 +126,7 @@ class RedisPresenceStore:
         self.prefix = f"{prefix}:presence"
         self.url = url
         self._async: aredis.Redis | None = None
+        self._beat_script: AsyncScript | None = None
         self.sync = redis.Redis.from_url(url)
 
     @property
@@ -147,6 +159,17 @@ class RedisPresenceStore:
 
     async def beat(self, user_id: int, device: str, now: float, ttl: float) -> int:
         return await self._run(_BEAT, user_id, device, now, now + ttl)
+
+    async def beat_many(self, beats: list[Beat], ttl: float) -> list[int]:
+        # One round trip for all (EVALSHA; the pipeline loads the script if
+        # Redis lost it): a beat each was ~0.45 ms of the event loop.
+        if self._beat_script is None:
+            self._beat_script = self.client.register_script(_BEAT)
+        pipe = self.client.pipeline(transaction=False)
+        for beat in beats:
+            args = [beat.device, f"{beat.user_id}:{beat.device}", beat.at, beat.at + ttl]
+            await self._beat_script(keys=self._keys(beat.user_id), args=args, client=pipe)
+        return [int(version) for version in await pipe.execute()]
 
     async def leave(self, user_id: int, device: str, now: float) -> int:
         return await self._run(_LEAVE, user_id, device, now)
@@ -214,6 +237,9 @@ class MemoryPresenceStore:
                 return 0
             self.announced_online.add(user_id)
             return self._changed(user_id)
+
+    async def beat_many(self, beats: list[Beat], ttl: float) -> list[int]:
+        return [await self.beat(b.user_id, b.device, b.at, ttl) for b in beats]
 
     def _gone(self, user_id: int, now: float) -> int:
         if self._live(user_id, now) or user_id not in self.announced_online:

@@ -1,4 +1,5 @@
-"""A background loop in every chat server process that expires silent devices.
+"""A background loop in every chat server process: it records the heartbeats
+its sockets noted, and expires silent devices.
 
 Every process sweeps; the store lets exactly one of them take each overdue
 device, so a chat server that dies is swept by the survivors.
@@ -9,7 +10,7 @@ import logging
 
 from django.conf import settings
 
-from presence.services import sweep
+from presence.services import record_noted_beats, sweep
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,10 @@ async def _run() -> None:
     interval = min(1.0, settings.PRESENCE_TIMEOUT / 4)
     while True:
         await asyncio.sleep(interval)
+        try:
+            await record_noted_beats()
+        except Exception:
+            logger.exception("recording heartbeats failed")
         try:
             await sweep()
         except Exception:

@@ -202,3 +202,44 @@ def test_a_staff_members_own_password_change_in_the_admin_revokes_their_tokens(m
     assert not AuthToken.objects.filter(user=mod.user).exists()
     assert api(mod).get("/api/v1/me/").status_code == 401
     assert browser.get("/admin/").status_code == 200  # this session is kept
+
+
+@pytest.mark.django_db
+def test_the_sockets_one_statement_check_agrees_with_the_orm_checks(alice, bob):
+    """A socket's periodic check (one SQL statement) must say exactly what the
+    ORM checks say, in every state a credential and an inbox can be in."""
+    from accounts.ws_auth import credentials_valid
+    from messaging.inbox import head_if_credentials_valid, inbox_head
+    from messaging.models import Inbox
+
+    token_key = AuthToken.objects.get(user=alice.user).token_key
+
+    def both(user_id, key):
+        valid = credentials_valid(user_id=user_id, token_key=key)
+        orm = inbox_head(user_id=user_id) if valid else None
+        return head_if_credentials_valid(user_id=user_id, token_key=key), orm
+
+    seen = []
+    Inbox.objects.filter(user_id=alice.id).delete()
+    seen.append(both(alice.id, token_key))  # no inbox row yet: head 0
+    Inbox.objects.create(user_id=alice.id, last_seq=41)
+    seen.append(both(alice.id, token_key))
+    seen.append(both(alice.id, None))  # a browser's socket: no token to check
+    seen.append(both(alice.id, "no-such-key"))
+    seen.append(both(bob.id, token_key))  # alice's token is not bob's
+    AuthToken.objects.filter(token_key=token_key).update(expiry=None)
+    seen.append(both(alice.id, token_key))
+    AuthToken.objects.filter(token_key=token_key).update(
+        expiry=timezone.now() - timezone.timedelta(seconds=1)
+    )
+    seen.append(both(alice.id, token_key))
+    AuthToken.objects.filter(token_key=token_key).update(
+        expiry=timezone.now() + timezone.timedelta(hours=1)
+    )
+    User.objects.filter(pk=alice.id).update(is_active=False)
+    seen.append(both(alice.id, token_key))
+    seen.append(both(alice.id, None))
+    seen.append(both(999_999, None))  # a deleted user
+
+    assert [one for one, _ in seen] == [orm for _, orm in seen]
+    assert [one for one, _ in seen] == [0, 41, 41, None, None, 41, None, None, None, None]

@@ -175,3 +175,116 @@ def test_presence_on_demand_answers_only_for_people_who_share_a_conversation(ali
 def test_strangers_hear_nothing(live_daphne, alice, charlie):
     with online(live_daphne, charlie) as charlie_phone, online(live_daphne, alice):
         assert presence_frames(charlie_phone, 1.0, alice.id) == []
+
+
+# --- heartbeats recorded in batches (presence.services.note_beat) ----------------
+
+
+@pytest.fixture(params=["redis", "memory"])
+def store(request, monkeypatch):
+    """A store of its own (Redis under a fresh prefix, or process memory),
+    made on the test's event loop, with no beats left noted by other tests."""
+    import uuid
+
+    from django.conf import settings
+
+    from presence import services
+    from presence.store import MemoryPresenceStore, RedisPresenceStore
+
+    made = (
+        RedisPresenceStore(settings.REDIS_URL, f"{settings.REDIS_PREFIX}:{uuid.uuid4().hex}")
+        if request.param == "redis"
+        else MemoryPresenceStore()
+    )
+    monkeypatch.setattr(services, "get_store", lambda: made)
+    monkeypatch.setattr(services, "_noted", {})
+    return made
+
+
+async def test_beats_recorded_together_answer_as_one_at_a_time_would(store):
+    from presence.store import Beat
+
+    at = time.time()
+    first = await store.beat_many([Beat(1, "phone", at), Beat(2, "phone", at)], TIMEOUT)
+    again = await store.beat_many([Beat(1, "phone", at + 1), Beat(2, "laptop", at + 1)], TIMEOUT)
+    gone = await store.leave(1, "phone", at + 2)
+    back = await store.beat_many([Beat(1, "phone", at + 3)], TIMEOUT)
+    (one,) = store.statuses([1], at + 3.5)
+    (two,) = store.statuses([2], at + 2.5)  # its laptop's beat lasts until at + 3
+
+    assert all(first) and again == [0, 0] and gone > first[0]
+    assert back[0] > gone  # online again, announced with a newer version
+    assert (one.online, one.last_active_at) == (True, at + 3)
+    assert (two.online, two.last_active_at) == (True, at + 1)
+    assert store.statuses([1], at + 3 + TIMEOUT + 0.1)[0].online is False
+
+
+async def test_noted_beats_keep_a_device_online_once_recorded(store):
+    from presence import services
+
+    services.note_beat(user_id=7, device="phone")
+    services.note_beat(user_id=8, device="phone")
+    services.note_beat(user_id=7, device="phone")  # the newest of a device counts once
+
+    assert store.statuses([7], time.time())[0].online is False  # not recorded yet
+    assert await services.record_noted_beats() == 2
+    assert await services.record_noted_beats() == 0
+    assert [s.online for s in store.statuses([7, 8], time.time())] == [True, True]
+
+
+async def test_a_device_that_left_is_not_brought_back_by_its_noted_beat(store):
+    from presence import services
+
+    await services.device_beat(user_id=7, device="phone")  # connected
+    services.note_beat(user_id=7, device="phone")
+    await services.device_left(user_id=7, device="phone")
+
+    assert await services.record_noted_beats() == 0
+    assert store.statuses([7], time.time())[0].online is False
+
+
+async def test_a_device_leaving_while_its_beat_is_recorded_waits_for_it(store, monkeypatch):
+    import asyncio
+
+    from presence import services
+
+    entered, release = asyncio.Event(), asyncio.Event()
+    real = store.beat_many
+
+    async def slow(beats, ttl):
+        entered.set()
+        await release.wait()  # Redis slow to answer: the beat is on its way
+        return await real(beats, ttl)
+
+    monkeypatch.setattr(store, "beat_many", slow)
+    await services.device_beat(user_id=7, device="phone")
+    services.note_beat(user_id=7, device="phone")
+    recording = asyncio.create_task(services.record_noted_beats())
+    await entered.wait()
+    leaving = asyncio.create_task(services.device_left(user_id=7, device="phone"))
+    await asyncio.sleep(0.1)
+    left_early = leaving.done()
+    release.set()
+    await recording
+    await leaving
+
+    assert left_early is False
+    assert store.statuses([7], time.time())[0].online is False
+
+
+async def test_beats_whose_recording_failed_are_recorded_next_time(store, monkeypatch):
+    from presence import services
+
+    real = store.beat_many
+
+    async def down(beats, ttl):
+        raise ConnectionError("Redis restarting")
+
+    services.note_beat(user_id=7, device="phone")
+    monkeypatch.setattr(store, "beat_many", down)
+    with pytest.raises(ConnectionError):
+        await services.record_noted_beats()
+    monkeypatch.setattr(store, "beat_many", real)
+
+    assert await services.record_noted_beats() == 1
+    assert store.statuses([7], time.time())[0].online is True
