@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -151,6 +152,7 @@ def main() -> None:
                 "rate": args.rate,
                 "hold": args.seconds + 4,
                 "drain_cap": 30,
+                "say_connected": True,
             },
         }
         load = subprocess.Popen(
@@ -161,9 +163,20 @@ def main() -> None:
             text=True,
         )
         # Sample the hold only: 2,000 sockets take tens of seconds to connect.
-        for line in load.stderr:
-            if line.strip() == "connected":
-                break
+        # The generator's stderr is passed on as it comes (a full pipe would stop it).
+        connected = threading.Event()
+
+        def pass_stderr() -> None:
+            for line in load.stderr:
+                if line.strip() == "connected":
+                    connected.set()
+                else:
+                    sys.stderr.write(line)
+
+        threading.Thread(target=pass_stderr, daemon=True).start()
+        if not connected.wait(timeout=300):
+            load.kill()
+            raise RuntimeError("the load generator did not connect within 300 s")
         time.sleep(1)
         subprocess.run(
             [
@@ -190,7 +203,8 @@ def main() -> None:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        out, _ = load.communicate(timeout=120)
+        out = load.stdout.read()  # stderr is the thread's
+        load.wait(timeout=120)
         lines = [line for line in out.splitlines() if line.startswith("{")]
         point = json.loads(lines[-1]) if lines else {}
     finally:

@@ -43,7 +43,9 @@ gc.freeze()
 # generation, and Python's default thresholds (700, 10, 10) then ran a full
 # collection over every socket's objects every ~6 s: 200-380 ms pauses with
 # 2,000 sockets, the p99 of a 1,000-pair run. Young collections every 20,000
-# allocations promote fewer of them, and a full one waits for 100 middle ones:
-# none ran during the holds of a 1,000-pair run and the peak RSS did not move
-# (docs/benchmarks.md, "Session 8").
+# net allocations promote fewer of them, and a full one waits for 100 middle
+# ones: none ran during the holds of a 1,000-pair run and the peak RSS did not
+# move (docs/benchmarks.md, "Session 8"). What a full collection is for here,
+# closed sockets' cycles, gets one per 1,000 closed sockets instead
+# (messaging.socket_memory.socket_closed).
 gc.set_threshold(20_000, 20, 100)

@@ -28,7 +28,7 @@ from messaging.selectors import message_wire
 from messaging.send_queue import send_queue
 from messaging.send_store import Send, Stored
 from messaging.services import clean_client_msg_id, clean_text, conversation_mark_read
-from messaging.socket_memory import drop_handshake_headers, slim_mailbox
+from messaging.socket_memory import drop_handshake_headers, slim_mailbox, socket_closed
 from messaging.typing_indicator import (
     TYPING_EXPIRES_SECONDS,
     TYPING_THROTTLE_SECONDS,
@@ -199,6 +199,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await asyncio.shield(self.leave())
             finally:
                 layer.forget(self.channel_name)
+                socket_closed()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' own dispatch first runs close_old_connections on the
@@ -242,12 +243,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await asyncio.shield(self.leaving)
 
     async def _leave(self) -> None:
+        # Each step whatever became of the other: a layer error must not keep
+        # the device online (its noted beat would be recorded after it left).
         try:
             await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
+        except Exception:
+            logger.exception("leaving the group for socket %s failed", self.channel_name)
+        try:
             await device_left(user_id=self.user_id, device=self.channel_name)
         except Exception:
-            # Presence expires the device by its deadline anyway.
-            logger.exception("leaving for socket %s failed", self.channel_name)
+            logger.exception("going offline for socket %s failed", self.channel_name)
 
     # --- sending to the client -------------------------------------------------
 

@@ -80,10 +80,11 @@ async def device_beat(*, user_id: int, device: str) -> None:
 
 
 # Heartbeats of this process's sockets, recorded by its presence loop
-# (presence.sweeper) many per Redis round trip: one script call per beat was
+# (presence.sweeper) all in one Redis round trip: one script call per beat was
 # most of what 2,000 beating sockets cost (docs/benchmarks.md, "Session 8").
-# Newest per device; a beat waits at most a sweep interval, well inside the
-# PRESENCE_TIMEOUT / 3 margin sockets keep.
+# Newest per device. A beat waits at most a loop interval (an eighth of
+# PRESENCE_TIMEOUT at most) plus a sweep, inside the third of the timeout
+# between a socket's recorded beats.
 _noted: dict[tuple[int, str], Beat] = {}
 # The recording under way, with its loop: a leaving device waits for it.
 _recording: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
@@ -95,8 +96,9 @@ def note_beat(*, user_id: int, device: str) -> None:
 
 
 async def record_noted_beats() -> int:
-    """Record the beats noted since the last call; announce users who came
-    back online (their devices had expired, or Redis lost its data)."""
+    """Record the beats noted since the last call and announce users who came
+    back online (their devices had expired, or Redis lost its data). Beats
+    that failed are kept for the next call. Returns how many were recorded."""
     global _recording
     if not _noted:
         return 0
@@ -106,28 +108,40 @@ async def record_noted_beats() -> int:
     done = loop.create_future()
     _recording = (loop, done)
     try:
-        versions = await get_store().beat_many(beats, settings.PRESENCE_TIMEOUT)
-    except BaseException:
-        # Kept for the next call, unless a newer beat of the device came in.
-        for beat in beats:
-            _noted.setdefault((beat.user_id, beat.device), beat)
-        raise
+        answers = await get_store().beat_many(beats, settings.PRESENCE_TIMEOUT)
+    except Exception as error:  # Redis away: the whole batch failed
+        answers = [error] * len(beats)
     finally:
         _recording = None
         done.set_result(None)
-    for beat, version in zip(beats, versions, strict=True):
-        if version:
-            await _announce(beat.user_id, online=True, at=beat.at, version=version)
-    return len(beats)
+    failed = [(b, a) for b, a in zip(beats, answers, strict=True) if isinstance(a, Exception)]
+    if failed:
+        logger.warning("%d of %d beats not recorded: %r", len(failed), len(beats), failed[0][1])
+        # Unless a newer beat of the device came in meanwhile, or the beat is
+        # too old to keep its device online anyway.
+        fresh_after = now() - settings.PRESENCE_TIMEOUT
+        for beat, _ in failed:
+            if beat.at > fresh_after:
+                _noted.setdefault((beat.user_id, beat.device), beat)
+    for beat, answer in zip(beats, answers, strict=True):
+        if not isinstance(answer, Exception) and answer:
+            try:
+                await _announce(beat.user_id, online=True, at=beat.at, version=answer)
+            except Exception:
+                # One failed announcement must not cost the others theirs.
+                logger.exception("announcing user %s online failed", beat.user_id)
+    return len(beats) - len(failed)
 
 
 async def device_left(*, user_id: int, device: str) -> None:
     """A device closed its socket cleanly: offline at once if it was the last."""
     # Its beat must not be recorded after it left, which would show it online
-    # until the sweep: drop a noted one, let one being recorded land first.
+    # until the sweep: drop a noted one, let one being recorded land first
+    # (and drop it again if that recording failed and kept it).
     _noted.pop((user_id, device), None)
     if _recording is not None and _recording[0] is asyncio.get_running_loop():
         await asyncio.shield(_recording[1])
+        _noted.pop((user_id, device), None)
     at = now()
     if version := await get_store().leave(user_id, device, at):
         await _announce(user_id, online=False, at=at, version=version)

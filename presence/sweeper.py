@@ -25,7 +25,8 @@ def ensure_running() -> None:
 
 
 async def _run() -> None:
-    interval = min(1.0, settings.PRESENCE_TIMEOUT / 4)
+    # Short next to the timeout: beats noted by sockets wait for this loop.
+    interval = min(1.0, settings.PRESENCE_TIMEOUT / 8)
     while True:
         await asyncio.sleep(interval)
         try:

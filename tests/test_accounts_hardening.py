@@ -2,6 +2,7 @@
 miss, races with password changes, errors that must stay JSON, origins of
 other apps on the same host. Cast: alice signs in, bob is another user."""
 
+import datetime
 import os
 import subprocess
 import sys
@@ -230,11 +231,11 @@ def test_the_sockets_one_statement_check_agrees_with_the_orm_checks(alice, bob):
     AuthToken.objects.filter(token_key=token_key).update(expiry=None)
     seen.append(both(alice.id, token_key))
     AuthToken.objects.filter(token_key=token_key).update(
-        expiry=timezone.now() - timezone.timedelta(seconds=1)
+        expiry=timezone.now() - datetime.timedelta(seconds=1)
     )
     seen.append(both(alice.id, token_key))
     AuthToken.objects.filter(token_key=token_key).update(
-        expiry=timezone.now() + timezone.timedelta(hours=1)
+        expiry=timezone.now() + datetime.timedelta(hours=1)
     )
     User.objects.filter(pk=alice.id).update(is_active=False)
     seen.append(both(alice.id, token_key))

@@ -181,7 +181,7 @@ def test_strangers_hear_nothing(live_daphne, alice, charlie):
 
 
 @pytest.fixture(params=["redis", "memory"])
-def store(request, monkeypatch):
+async def store(request, monkeypatch):
     """A store of its own (Redis under a fresh prefix, or process memory),
     made on the test's event loop, with no beats left noted by other tests."""
     import uuid
@@ -198,11 +198,14 @@ def store(request, monkeypatch):
     )
     monkeypatch.setattr(services, "get_store", lambda: made)
     monkeypatch.setattr(services, "_noted", {})
-    return made
+    yield made
+    if isinstance(made, RedisPresenceStore):
+        await made.client.aclose()
+        made.sync.close()
 
 
 async def test_beats_recorded_together_answer_as_one_at_a_time_would(store):
-    from presence.store import Beat
+    from presence.store import Beat, MemoryPresenceStore
 
     at = time.time()
     first = await store.beat_many([Beat(1, "phone", at), Beat(2, "phone", at)], TIMEOUT)
@@ -212,7 +215,11 @@ async def test_beats_recorded_together_answer_as_one_at_a_time_would(store):
     (one,) = store.statuses([1], at + 3.5)
     (two,) = store.statuses([2], at + 2.5)  # its laptop's beat lasts until at + 3
 
+    singles = MemoryPresenceStore()  # the same beats one at a time
+    one_by_one = [await singles.beat(u, "phone", at, TIMEOUT) for u in (1, 2)]
+
     assert all(first) and again == [0, 0] and gone > first[0]
+    assert [bool(v) for v in first] == [bool(v) for v in one_by_one]
     assert back[0] > gone  # online again, announced with a newer version
     assert (one.online, one.last_active_at) == (True, at + 3)
     assert (two.online, two.last_active_at) == (True, at + 1)
@@ -282,9 +289,75 @@ async def test_beats_whose_recording_failed_are_recorded_next_time(store, monkey
 
     services.note_beat(user_id=7, device="phone")
     monkeypatch.setattr(store, "beat_many", down)
-    with pytest.raises(ConnectionError):
-        await services.record_noted_beats()
+    assert await services.record_noted_beats() == 0
+    assert store.statuses([7], time.time())[0].online is False
     monkeypatch.setattr(store, "beat_many", real)
 
     assert await services.record_noted_beats() == 1
     assert store.statuses([7], time.time())[0].online is True
+
+
+async def test_a_device_leaving_while_its_recording_fails_stays_gone(store, monkeypatch):
+    import asyncio
+
+    from presence import services
+
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def failing(beats, ttl):
+        entered.set()
+        await release.wait()
+        raise ConnectionError("Redis restarting")
+
+    await services.device_beat(user_id=7, device="phone")
+    services.note_beat(user_id=7, device="phone")
+    real = store.beat_many
+    monkeypatch.setattr(store, "beat_many", failing)
+    recording = asyncio.create_task(services.record_noted_beats())
+    await entered.wait()
+    leaving = asyncio.create_task(services.device_left(user_id=7, device="phone"))
+    await asyncio.sleep(0.05)
+    release.set()
+    await recording
+    await leaving
+    monkeypatch.setattr(store, "beat_many", real)
+
+    assert await services.record_noted_beats() == 0  # the failed beat was not kept
+    assert store.statuses([7], time.time())[0].online is False
+
+
+@pytest.mark.parametrize("store", ["redis"], indirect=True)  # the error is Redis's
+async def test_a_beat_redis_refuses_fails_alone_and_is_kept(store):
+    from presence import services
+
+    devices_key = store._keys(8)[0]
+    await store.client.set(devices_key, "not a sorted set")  # ZADD answers WRONGTYPE
+    services.note_beat(user_id=7, device="phone")
+    services.note_beat(user_id=8, device="phone")
+
+    assert await services.record_noted_beats() == 1
+    assert [s.online for s in store.statuses([7], time.time())] == [True]
+    await store.client.delete(devices_key)
+    assert await services.record_noted_beats() == 1  # 8's beat, kept and recorded now
+    assert store.statuses([8], time.time())[0].online is True
+
+
+async def test_recording_announces_users_back_online_even_if_one_announcement_fails(
+    store, monkeypatch
+):
+    from presence import services
+
+    announced = []
+
+    async def announce(user_id, *, online, at, version):
+        if user_id == 7:
+            raise RuntimeError("the database went away")
+        announced.append((user_id, online, version > 0))
+
+    await services.device_beat(user_id=9, device="phone")  # online already
+    monkeypatch.setattr(services, "_announce", announce)
+    for user_id in (7, 8, 9):
+        services.note_beat(user_id=user_id, device="phone")
+
+    assert await services.record_noted_beats() == 3
+    assert announced == [(8, True, True)]  # 7 failed, 9 had not changed

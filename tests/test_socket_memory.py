@@ -36,3 +36,34 @@ def test_dropping_the_handshake_headers_empties_the_list_every_scope_copy_shares
     copy = dict(scope, user=None)
     drop_handshake_headers(copy)
     assert scope["headers"] == [] and headers == []
+
+
+def test_closed_sockets_cycles_are_freed_by_a_full_collection_every_so_many(monkeypatch):
+    """The server's GC thresholds make full collections rare, so closed
+    sockets bring them about: what they leave in cycles is freed."""
+    import gc
+    import weakref
+
+    from messaging import socket_memory
+
+    class Consumer:  # stands for a closed socket's objects, in a cycle
+        pass
+
+    monkeypatch.setattr(socket_memory, "CLOSED_PER_COLLECTION", 3)
+    monkeypatch.setattr(socket_memory, "_closed", 0)
+    gc.disable()  # no automatic collection may free it first
+    try:
+        consumer = Consumer()
+        consumer.me = consumer
+        alive = weakref.ref(consumer)
+        gc.collect()  # it has lived long: in the oldest generation now
+        del consumer
+        socket_memory.socket_closed()
+        socket_memory.socket_closed()
+        kept_until_then = alive() is not None
+        socket_memory.socket_closed()
+
+        assert kept_until_then
+        assert alive() is None
+    finally:
+        gc.enable()
