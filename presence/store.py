@@ -9,7 +9,7 @@ so exactly one process announces each change, never one per beat.
 import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 import redis.asyncio as aredis
@@ -149,12 +149,13 @@ class RedisPresenceStore:
             f"{self.prefix}:version:{user_id}",
         ]
 
-    async def _run(self, script: str, user_id: int, device: str, *args: float) -> int:
+    def _script_args(self, user_id: int, device: str, *args: float) -> list[Any]:
+        """What follows the script in EVAL: its keys and ARGV (see the scripts)."""
         keys = self._keys(user_id)
-        result = await self.client.eval(
-            script, len(keys), *keys, device, f"{user_id}:{device}", *args
-        )
-        return int(result)
+        return [len(keys), *keys, device, f"{user_id}:{device}", *args]
+
+    async def _run(self, script: str, user_id: int, device: str, *args: float) -> int:
+        return int(await self.client.eval(script, *self._script_args(user_id, device, *args)))
 
     async def beat(self, user_id: int, device: str, now: float, ttl: float) -> int:
         return await self._run(_BEAT, user_id, device, now, now + ttl)
@@ -165,9 +166,7 @@ class RedisPresenceStore:
         # script either way, and a pipeline of EVALSHA asks SCRIPT EXISTS first.
         pipe = self.client.pipeline(transaction=False)
         for beat in beats:
-            keys = self._keys(beat.user_id)
-            member = f"{beat.user_id}:{beat.device}"
-            pipe.eval(_BEAT, len(keys), *keys, beat.device, member, beat.at, beat.at + ttl)
+            pipe.eval(_BEAT, *self._script_args(beat.user_id, beat.device, beat.at, beat.at + ttl))
         replies = await pipe.execute(raise_on_error=False)
         return [r if isinstance(r, Exception) else int(r) for r in replies]
 
