@@ -8,6 +8,9 @@ enough to fan out to. Members of big groups ask on demand instead.
 
 import asyncio
 import logging
+import weakref
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from channels.db import database_sync_to_async
@@ -24,26 +27,37 @@ logger = logging.getLogger(__name__)
 
 def contacts_of(user_id: int) -> list[int]:
     """Who is told when this user comes and goes."""
-    mine = Membership.objects.filter(user_id=user_id).values("conversation_id")
+    return contacts_of_many([user_id])[user_id]
+
+
+def contacts_of_many(user_ids: list[int]) -> dict[int, list[int]]:
+    """`contacts_of` for each of these users, in three queries for them all."""
+    theirs = Membership.objects.filter(user_id__in=user_ids).values("conversation_id")
     # Filter by subquery, not by joining memberships: a join would make the
-    # Count below count only this user's row.
+    # Count below count only these users' rows.
     small = (
-        Conversation.objects.filter(pk__in=mine)
+        Conversation.objects.filter(pk__in=theirs)
         .annotate(size=Count("memberships"))
         .filter(Q(kind=Conversation.Kind.DIRECT) | Q(size__lte=settings.PRESENCE_FANOUT_MAX_GROUP))
         .values("pk")
     )
-    return list(
-        Membership.objects.filter(conversation_id__in=small)
-        .exclude(user_id=user_id)
-        .values_list("user_id", flat=True)
-        .distinct()
+    members: dict[int, set[int]] = defaultdict(set)
+    rows = Membership.objects.filter(conversation_id__in=small).values_list(
+        "conversation_id", "user_id"
     )
+    for conversation_id, member_id in rows:
+        members[conversation_id].add(member_id)
+    wanted = set(user_ids)
+    contacts: dict[int, set[int]] = {user_id: set() for user_id in user_ids}
+    for people in members.values():
+        for user_id in people & wanted:
+            contacts[user_id] |= people
+    return {user_id: sorted(people - {user_id}) for user_id, people in contacts.items()}
 
 
-def _persist_last_active(user_id: int, at: float) -> None:
+def _persist_last_active(user_ids: list[int], at: float) -> None:
     # Redis keeps the live value; the database keeps "last seen" across restarts.
-    User.objects.filter(pk=user_id).update(last_active_at=datetime.fromtimestamp(at, UTC))
+    User.objects.filter(pk__in=user_ids).update(last_active_at=datetime.fromtimestamp(at, UTC))
 
 
 def iso_time(at: float | datetime | None) -> str | None:
@@ -64,12 +78,40 @@ def status_frame(status: Status, version: int) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Change:
+    """A user's state changed: what their contacts are told."""
+
+    user_id: int
+    online: bool
+    at: float
+    version: int
+
+
+def _told(changes: list[Change]) -> dict[int, list[int]]:
+    """Keep "last seen" of users who went offline; who to tell of each change.
+    One trip to the database thread for them all."""
+    went_offline: dict[float, list[int]] = defaultdict(list)
+    for change in changes:
+        if not change.online:
+            went_offline[change.at].append(change.user_id)
+    for at, user_ids in went_offline.items():
+        _persist_last_active(user_ids, at)
+    return contacts_of_many([change.user_id for change in changes])
+
+
+async def _announce_many(changes: list[Change]) -> None:
+    contacts = await database_sync_to_async(_told)(changes)
+    outgoing = []
+    for change in changes:
+        status = Status(change.user_id, change.online, change.at)
+        event = {"type": "presence.event", "frame": status_frame(status, change.version)}
+        outgoing += [(contact, event) for contact in contacts[change.user_id]]
+    await send_many(outgoing)
+
+
 async def _announce(user_id: int, *, online: bool, at: float, version: int) -> None:
-    if not online:
-        await database_sync_to_async(_persist_last_active)(user_id, at)
-    contacts = await database_sync_to_async(contacts_of)(user_id)
-    frame = status_frame(Status(user_id, online, at), version)
-    await send_many([(contact, {"type": "presence.event", "frame": frame}) for contact in contacts])
+    await _announce_many([Change(user_id, online, at, version)])
 
 
 async def device_beat(*, user_id: int, device: str) -> None:
@@ -133,18 +175,94 @@ async def record_noted_beats() -> int:
     return len(beats) - len(failed)
 
 
+# Sockets that closed, going offline together, per event loop. When
+# thousands close at once (a network blip, a restarting proxy), one at a time
+# each took a Redis script and two statements on the one database thread:
+# 2,000 took 11-12 s, daphne killed most closers past its 10 s, and 149 of
+# 200 sockets opened right after failed (docs/benchmarks.md, "Session 9").
+# A leave joins the batch that forms while the one before it is recorded; a
+# lone leave is a batch of one and waits for nothing.
+_Leave = tuple[int, str, "asyncio.Future[None]"]
+_leaving: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Leave]]" = (
+    weakref.WeakKeyDictionary()
+)
+_recorders: set["asyncio.Task[None]"] = set()
+
+
 async def device_left(*, user_id: int, device: str) -> None:
-    """A device closed its socket cleanly: offline at once if it was the last."""
-    # Its beat must not be recorded after it left, which would show it online
-    # until the sweep: drop a noted one, let one being recorded land first
-    # (and drop it again if that recording failed and kept it).
-    _noted.pop((user_id, device), None)
+    """A device closed its socket cleanly: offline at once if it was the last.
+    Returns once its contacts were told; raises what the store raised."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    waiting = _leaving.get(loop)
+    if waiting is None:
+        waiting = _leaving[loop] = []
+        task = loop.create_task(_record_leaves(loop, waiting))
+        # The loop holds tasks weakly.
+        _recorders.add(task)
+        task.add_done_callback(_recorders.discard)
+    waiting.append((user_id, device, done))
+    await done
+
+
+async def _record_leaves(loop: asyncio.AbstractEventLoop, waiting: list[_Leave]) -> None:
+    batch: list[_Leave] = []
+    try:
+        while waiting:
+            batch = waiting.copy()
+            waiting.clear()
+            await _leave_together(batch)
+    except BaseException as error:
+        # A bug, or the loop shutting down: no closer may wait forever.
+        if isinstance(error, Exception):
+            logger.exception("recording %d leaves failed", len(batch) + len(waiting))
+        failed = RuntimeError(f"going offline failed: {error!r}")
+        for _, _, done in batch + waiting:
+            if not done.done():
+                done.set_exception(failed)
+        if not isinstance(error, Exception):
+            raise
+    finally:
+        # Nothing awaited since the list was last found empty: no leave is lost.
+        if _leaving.get(loop) is waiting:
+            del _leaving[loop]
+
+
+async def _leave_together(batch: list[_Leave]) -> None:
+    devices = [(user_id, device) for user_id, device, _ in batch]
+    # Their beats must not be recorded after they left, which would show them
+    # online until the sweep: drop noted ones, let one being recorded land
+    # first (and drop them again if that recording failed and kept them).
+    for key in devices:
+        _noted.pop(key, None)
     if _recording is not None and _recording[0] is asyncio.get_running_loop():
         await asyncio.shield(_recording[1])
-        _noted.pop((user_id, device), None)
+        for key in devices:
+            _noted.pop(key, None)
     at = now()
-    if version := await get_store().leave(user_id, device, at):
-        await _announce(user_id, online=False, at=at, version=version)
+    try:
+        answers = await get_store().leave_many(devices, at)
+    except Exception as error:  # Redis away: every leave failed
+        answers = [error] * len(batch)
+    changes = [
+        Change(user_id, False, at, answer)
+        for (user_id, _), answer in zip(devices, answers, strict=True)
+        if not isinstance(answer, Exception) and answer
+    ]
+    if changes:
+        try:
+            await _announce_many(changes)
+        except Exception:
+            # They are offline; contacts whose frame was lost see it on their
+            # next presence query.
+            logger.exception("announcing %d users offline failed", len(changes))
+    for (_, _, done), answer in zip(batch, answers, strict=True):
+        if done.done():  # its caller was cancelled
+            continue
+        if isinstance(answer, Exception):
+            done.set_exception(answer)
+        else:
+            done.set_result(None)
 
 
 async def sweep(*, limit: int = 500) -> int:

@@ -361,3 +361,211 @@ async def test_recording_announces_users_back_online_even_if_one_announcement_fa
 
     assert await services.record_noted_beats() == 3
     assert announced == [(8, True, True)]  # 7 failed, 9 had not changed
+
+
+# --- sockets closing together (presence.services.device_left) --------------------
+
+
+@pytest.fixture
+def pairs(make_member):
+    """Ten leavers, each in a direct conversation with a watcher of their own."""
+    made = []
+    for i in range(10):
+        leaver, watcher = make_member(f"leaver{i}"), make_member(f"watcher{i}")
+        direct(leaver, watcher)
+        made.append((leaver.id, watcher.id))
+    return made
+
+
+@pytest.fixture
+def heard(monkeypatch):
+    """What presence hands to the channel layer: (recipient, frame)."""
+    from presence import services
+
+    frames: list[tuple[int, dict]] = []
+
+    async def send_many(messages):
+        frames.extend((user_id, message["frame"]) for user_id, message in messages)
+
+    monkeypatch.setattr(services, "send_many", send_many)
+    return frames
+
+
+async def test_sockets_closing_together_go_offline_and_each_contact_hears_once(
+    store, pairs, heard, monkeypatch
+):
+    import asyncio
+
+    from presence import services
+
+    batches = []
+    real = store.leave_many
+
+    async def counted(devices, at):
+        batches.append(len(devices))
+        return await real(devices, at)
+
+    monkeypatch.setattr(store, "leave_many", counted)
+    for leaver, _ in pairs:
+        await services.device_beat(user_id=leaver, device="phone")
+    heard.clear()
+
+    await asyncio.gather(
+        *(services.device_left(user_id=leaver, device="phone") for leaver, _ in pairs)
+    )
+
+    leavers = [leaver for leaver, _ in pairs]
+    assert batches == [len(pairs)]  # one Redis round trip, one database trip
+    assert [s.online for s in store.statuses(leavers, time.time())] == [False] * len(pairs)
+    assert sorted((to, f["user_id"], f["status"]) for to, f in heard) == sorted(
+        (watcher, leaver, "offline") for leaver, watcher in pairs
+    )
+    seen = await asyncio.to_thread(
+        lambda: list(User.objects.filter(pk__in=leavers).values_list("last_active_at", flat=True))
+    )
+    assert None not in seen  # "last seen" kept for each
+
+
+async def test_a_user_whose_devices_close_together_goes_offline_once(store, pairs, heard):
+    import asyncio
+
+    from presence import services
+
+    (leaver, watcher), *_ = pairs
+    await services.device_beat(user_id=leaver, device="phone")
+    await services.device_beat(user_id=leaver, device="laptop")
+    heard.clear()
+
+    await asyncio.gather(
+        services.device_left(user_id=leaver, device="phone"),
+        services.device_left(user_id=leaver, device="laptop"),
+    )
+
+    assert [(to, f["user_id"], f["status"]) for to, f in heard] == [(watcher, leaver, "offline")]
+    assert heard[0][1]["version"] == store.statuses([leaver], time.time())[0].version
+
+
+async def test_a_lone_close_is_not_held_for_others(store, pairs, heard):
+    from presence import services
+
+    (leaver, watcher), (other, _), *_ = pairs
+    await services.device_beat(user_id=leaver, device="phone")
+    await services.device_beat(user_id=other, device="phone")
+    heard.clear()
+
+    await services.device_left(user_id=leaver, device="phone")
+    told_first = list(heard)
+    await services.device_left(user_id=other, device="phone")
+
+    assert [(to, f["status"]) for to, f in told_first] == [(watcher, "offline")]
+    assert [s.online for s in store.statuses([leaver, other], time.time())] == [False, False]
+
+
+async def test_a_closer_cancelled_while_waiting_still_goes_offline(store, pairs, heard):
+    import asyncio
+
+    from presence import services
+
+    (leaver, watcher), *_ = pairs
+    await services.device_beat(user_id=leaver, device="phone")
+    heard.clear()
+
+    leaving = asyncio.ensure_future(services.device_left(user_id=leaver, device="phone"))
+    await asyncio.sleep(0)  # queued
+    leaving.cancel()  # daphne gave up on the closing socket
+    for _ in range(100):
+        if heard:
+            break
+        await asyncio.sleep(0.02)
+
+    assert [(to, f["status"]) for to, f in heard] == [(watcher, "offline")]
+    assert store.statuses([leaver], time.time())[0].online is False
+
+
+async def test_closes_while_redis_is_away_fail_and_later_ones_are_recorded(
+    store, pairs, heard, monkeypatch
+):
+    import asyncio
+
+    from presence import services
+
+    (first, _), (second, watcher), *_ = pairs
+    for leaver in (first, second):
+        await services.device_beat(user_id=leaver, device="phone")
+    heard.clear()
+    real = store.leave_many
+
+    async def down(devices, at):
+        raise ConnectionError("Redis restarting")
+
+    monkeypatch.setattr(store, "leave_many", down)
+    with pytest.raises(ConnectionError):
+        await services.device_left(user_id=first, device="phone")
+    monkeypatch.setattr(store, "leave_many", real)
+    await asyncio.wait_for(services.device_left(user_id=second, device="phone"), 5)
+
+    assert [(to, f["user_id"], f["status"]) for to, f in heard] == [(watcher, second, "offline")]
+    # The first is left to the sweep, as before: still listed until it expires.
+    assert store.statuses([first], time.time())[0].online is True
+
+
+@pytest.mark.parametrize("store", ["redis"], indirect=True)  # the error is Redis's
+async def test_a_close_redis_refuses_fails_alone(store, pairs, heard):
+    import asyncio
+
+    from presence import services
+
+    (broken, _), (fine, watcher), *_ = pairs
+    await services.device_beat(user_id=fine, device="phone")
+    heard.clear()
+    await store.client.set(store._keys(broken)[0], "not a sorted set")  # ZREM: WRONGTYPE
+
+    results = await asyncio.gather(
+        services.device_left(user_id=broken, device="phone"),
+        services.device_left(user_id=fine, device="phone"),
+        return_exceptions=True,
+    )
+
+    assert "WRONGTYPE" in str(results[0]) and results[1] is None
+    assert [(to, f["user_id"], f["status"]) for to, f in heard] == [(watcher, fine, "offline")]
+
+
+async def test_a_failed_announcement_does_not_keep_anyone_online(store, pairs, heard, monkeypatch):
+    import asyncio
+
+    from presence import services
+
+    def database_down(changes):
+        raise RuntimeError("the database went away")
+
+    leavers = [leaver for leaver, _ in pairs[:3]]
+    for leaver in leavers:
+        await services.device_beat(user_id=leaver, device="phone")
+    monkeypatch.setattr(services, "_told", database_down)
+
+    await asyncio.gather(*(services.device_left(user_id=u, device="phone") for u in leavers))
+
+    assert [s.online for s in store.statuses(leavers, time.time())] == [False] * 3
+
+
+def test_contacts_are_direct_partners_and_small_groups_only(make_member, settings):
+    from presence.services import contacts_of, contacts_of_many
+
+    settings.PRESENCE_FANOUT_MAX_GROUP = 3
+    names = ("ann", "ben", "cat", "dan", "eve", "fay")
+    ann, ben, cat, dan, eve, fay = (make_member(name) for name in names)
+    direct(ann, ben)
+    direct(ann, cat)
+    group(cat, ann, dan, title="small")  # 3 members: told
+    group(eve, ann, ben, cat, title="big")  # 4 members: not told
+    direct(eve, fay)
+
+    both = contacts_of_many([ann.id, ben.id, eve.id, fay.id])
+
+    assert both[ann.id] == sorted([ben.id, cat.id, dan.id])
+    assert both[ben.id] == [ann.id]
+    assert both[eve.id] == [fay.id]
+    assert both[fay.id] == [eve.id]
+    assert contacts_of(dan.id) == sorted([ann.id, cat.id])
+    loner = make_member("loner")
+    assert contacts_of_many([loner.id]) == {loner.id: []}
