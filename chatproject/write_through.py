@@ -21,13 +21,21 @@ class WriteThroughServer(tcp.Server):
     def write(self, data: bytes) -> None:
         if (
             data
+            and isinstance(data, bytes)
+            # Nothing of earlier writes waits in either of Twisted's buffers:
+            # this write may not overtake them.
+            and not self._tempDataLen
+            and self.offset == len(self.dataBuffer)
+            # Closing, half-closed or aborted: Twisted decides what still goes.
             and self.connected
             and not self.disconnecting
             and not self._writeDisconnected
+            and not self._aborting
+            # After startTLS the bytes are plaintext for the TLS layer.
             and not self.TLS
-            and not self._tempDataLen
-            and self.offset == len(self.dataBuffer)
-            and isinstance(data, bytes)
+            # A pull producer is asked for more only when doWrite empties the
+            # buffer, which a write sent here never fills.
+            and (self.producer is None or self.streamingProducer)
         ):
             try:
                 sent = self.socket.send(data)
