@@ -8,10 +8,11 @@ enough to fan out to. Members of big groups ask on demand instead.
 
 import asyncio
 import logging
-import weakref
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -31,7 +32,7 @@ def contacts_of(user_id: int) -> list[int]:
 
 
 def contacts_of_many(user_ids: list[int]) -> dict[int, list[int]]:
-    """`contacts_of` for each of these users, in three queries for them all."""
+    """`contacts_of` for each of these users, in one statement for them all."""
     theirs = Membership.objects.filter(user_id__in=user_ids).values("conversation_id")
     # Filter by subquery, not by joining memberships: a join would make the
     # Count below count only these users' rows.
@@ -88,7 +89,7 @@ class Change:
     version: int
 
 
-def _told(changes: list[Change]) -> dict[int, list[int]]:
+def _persist_and_find_contacts(changes: list[Change]) -> dict[int, list[int]]:
     """Keep "last seen" of users who went offline; who to tell of each change.
     One trip to the database thread for them all."""
     went_offline: dict[float, list[int]] = defaultdict(list)
@@ -101,7 +102,7 @@ def _told(changes: list[Change]) -> dict[int, list[int]]:
 
 
 async def _announce_many(changes: list[Change]) -> None:
-    contacts = await database_sync_to_async(_told)(changes)
+    contacts = await database_sync_to_async(_persist_and_find_contacts)(changes)
     outgoing = []
     for change in changes:
         status = Status(change.user_id, change.online, change.at)
@@ -175,18 +176,30 @@ async def record_noted_beats() -> int:
     return len(beats) - len(failed)
 
 
-# Sockets that closed, going offline together, per event loop. When
-# thousands close at once (a network blip, a restarting proxy), one at a time
-# each took a Redis script and two statements on the one database thread:
-# 2,000 took 11-12 s, daphne killed most closers past its 10 s, and 149 of
-# 200 sockets opened right after failed (docs/benchmarks.md, "Session 9").
-# A leave joins the batch that forms while the one before it is recorded; a
-# lone leave is a batch of one and waits for nothing.
-_Leave = tuple[int, str, "asyncio.Future[None]"]
-_leaving: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Leave]]" = (
-    weakref.WeakKeyDictionary()
-)
-_recorders: set["asyncio.Task[None]"] = set()
+# Sockets that closed, going offline together. When thousands close at once
+# (a network blip, a restarting proxy), one at a time each took a Redis script
+# and two statements on the one database thread: 2,000 took 11-12 s, daphne
+# killed most closers past its 10 s, and 149 of 200 sockets opened right
+# after failed (docs/benchmarks.md, "Session 9"). A close joins the batch
+# that forms while the one before it is in Redis (a lone close is a batch of
+# one and waits for nothing). Its contacts are told by a task of the batch's
+# own, so a slow database trip does not hold later closes out of Redis.
+LEAVE_BATCH_MAX = 500
+# user id, device, when it closed, settled once its contacts were told
+_Leave = tuple[int, str, float, "asyncio.Future[None]"]
+
+
+@dataclass
+class _Closes:
+    """One event loop's closes: waiting for Redis, and in Redis now."""
+
+    waiting: list[_Leave] = field(default_factory=list)
+    in_store: list[_Leave] = field(default_factory=list)
+    task: "asyncio.Task[None] | None" = None
+
+
+_closes: dict[asyncio.AbstractEventLoop, _Closes] = {}
+_tasks: set["asyncio.Task[None]"] = set()  # the loop holds tasks weakly
 
 
 async def device_left(*, user_id: int, device: str) -> None:
@@ -194,42 +207,56 @@ async def device_left(*, user_id: int, device: str) -> None:
     Returns once its contacts were told; raises what the store raised."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    waiting = _leaving.get(loop)
-    if waiting is None:
-        waiting = _leaving[loop] = []
-        task = loop.create_task(_record_leaves(loop, waiting))
-        # The loop holds tasks weakly.
-        _recorders.add(task)
-        task.add_done_callback(_recorders.discard)
-    waiting.append((user_id, device, done))
+    closes = _closes.get(loop)
+    if closes is None:
+        closes = _closes[loop] = _Closes()
+        closes.task = _keep(_record_closes(closes))
+        closes.task.add_done_callback(lambda _: _recorder_ended(loop, closes))
+    closes.waiting.append((user_id, device, now(), done))
     await done
 
 
-async def _record_leaves(loop: asyncio.AbstractEventLoop, waiting: list[_Leave]) -> None:
-    batch: list[_Leave] = []
-    try:
-        while waiting:
-            batch = waiting.copy()
-            waiting.clear()
-            await _leave_together(batch)
-    except BaseException as error:
-        # A bug, or the loop shutting down: no closer may wait forever.
-        if isinstance(error, Exception):
-            logger.exception("recording %d leaves failed", len(batch) + len(waiting))
-        failed = RuntimeError(f"going offline failed: {error!r}")
-        for _, _, done in batch + waiting:
-            if not done.done():
-                done.set_exception(failed)
-        if not isinstance(error, Exception):
-            raise
-    finally:
-        # Nothing awaited since the list was last found empty: no leave is lost.
-        if _leaving.get(loop) is waiting:
-            del _leaving[loop]
+def _keep(work: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
+    task = asyncio.get_running_loop().create_task(work)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return task
 
 
-async def _leave_together(batch: list[_Leave]) -> None:
-    devices = [(user_id, device) for user_id, device, _ in batch]
+async def _record_closes(closes: _Closes) -> None:
+    while closes.waiting:
+        closes.in_store = closes.waiting[:LEAVE_BATCH_MAX]
+        del closes.waiting[:LEAVE_BATCH_MAX]
+        try:
+            answers = await _leave_in_store(closes.in_store)
+        except Exception:  # a bug: fail this batch, go on with the next
+            logger.exception("recording %d closes failed", len(closes.in_store))
+            _fail(closes.in_store)
+            closes.in_store = []
+            continue
+        batch, closes.in_store = closes.in_store, []
+        telling = _keep(_tell(batch, answers))
+        telling.add_done_callback(lambda _, batch=batch: _fail(batch))
+
+
+def _recorder_ended(loop: asyncio.AbstractEventLoop, closes: _Closes) -> None:
+    # Nothing awaited since `waiting` was last found empty, unless the task
+    # was cancelled: then whatever it held fails rather than waits forever.
+    if _closes.get(loop) is closes:
+        del _closes[loop]
+    _fail(closes.in_store + closes.waiting)
+
+
+def _fail(leaves: list[_Leave]) -> None:
+    """Settle closes that nothing will settle now (a cancelled task, a bug)."""
+    error = RuntimeError("going offline was not recorded")
+    for *_, done in leaves:
+        if not done.done():
+            done.set_exception(error)
+
+
+async def _leave_in_store(batch: list[_Leave]) -> list[int | Exception]:
+    devices = [(user_id, device) for user_id, device, _, _ in batch]
     # Their beats must not be recorded after they left, which would show them
     # online until the sweep: drop noted ones, let one being recorded land
     # first (and drop them again if that recording failed and kept them).
@@ -239,14 +266,17 @@ async def _leave_together(batch: list[_Leave]) -> None:
         await asyncio.shield(_recording[1])
         for key in devices:
             _noted.pop(key, None)
-    at = now()
     try:
-        answers = await get_store().leave_many(devices, at)
+        return await get_store().leave_many(devices, now())
     except Exception as error:  # Redis away: every leave failed
-        answers = [error] * len(batch)
+        return [error] * len(batch)
+
+
+async def _tell(batch: list[_Leave], answers: list[int | Exception]) -> None:
+    # Only a user's last live device answers with a version: one change each.
     changes = [
-        Change(user_id, False, at, answer)
-        for (user_id, _), answer in zip(devices, answers, strict=True)
+        Change(user_id, False, closed_at, answer)
+        for (user_id, _, closed_at, _), answer in zip(batch, answers, strict=True)
         if not isinstance(answer, Exception) and answer
     ]
     if changes:
@@ -256,7 +286,7 @@ async def _leave_together(batch: list[_Leave]) -> None:
             # They are offline; contacts whose frame was lost see it on their
             # next presence query.
             logger.exception("announcing %d users offline failed", len(changes))
-    for (_, _, done), answer in zip(batch, answers, strict=True):
+    for (*_, done), answer in zip(batch, answers, strict=True):
         if done.done():  # its caller was cancelled
             continue
         if isinstance(answer, Exception):

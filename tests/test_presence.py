@@ -3,6 +3,7 @@
 The test settings beat every 0.5 s and time out after 2 s. Cast: alice comes
 and goes, bob is her contact (a direct conversation), charlie is a stranger."""
 
+import asyncio
 import time
 
 import pytest
@@ -198,6 +199,7 @@ async def store(request, monkeypatch):
     )
     monkeypatch.setattr(services, "get_store", lambda: made)
     monkeypatch.setattr(services, "_noted", {})
+    monkeypatch.setattr(services, "_closes", {})
     yield made
     if isinstance(made, RedisPresenceStore):
         await made.client.aclose()
@@ -251,8 +253,6 @@ async def test_a_device_that_left_is_not_brought_back_by_its_noted_beat(store):
 
 
 async def test_a_device_leaving_while_its_beat_is_recorded_waits_for_it(store, monkeypatch):
-    import asyncio
-
     from presence import services
 
     entered, release = asyncio.Event(), asyncio.Event()
@@ -298,8 +298,6 @@ async def test_beats_whose_recording_failed_are_recorded_next_time(store, monkey
 
 
 async def test_a_device_leaving_while_its_recording_fails_stays_gone(store, monkeypatch):
-    import asyncio
-
     from presence import services
 
     entered, release = asyncio.Event(), asyncio.Event()
@@ -377,6 +375,15 @@ def pairs(make_member):
     return made
 
 
+async def connected(heard: list, *user_ids: int) -> None:
+    """A device of each of these users connected; what that announced is forgotten."""
+    from presence import services
+
+    for user_id in user_ids:
+        await services.device_beat(user_id=user_id, device="phone")
+    heard.clear()
+
+
 @pytest.fixture
 def heard(monkeypatch):
     """What presence hands to the channel layer: (recipient, frame)."""
@@ -394,8 +401,6 @@ def heard(monkeypatch):
 async def test_sockets_closing_together_go_offline_and_each_contact_hears_once(
     store, pairs, heard, monkeypatch
 ):
-    import asyncio
-
     from presence import services
 
     batches = []
@@ -406,9 +411,7 @@ async def test_sockets_closing_together_go_offline_and_each_contact_hears_once(
         return await real(devices, at)
 
     monkeypatch.setattr(store, "leave_many", counted)
-    for leaver, _ in pairs:
-        await services.device_beat(user_id=leaver, device="phone")
-    heard.clear()
+    await connected(heard, *(leaver for leaver, _ in pairs))
 
     await asyncio.gather(
         *(services.device_left(user_id=leaver, device="phone") for leaver, _ in pairs)
@@ -427,8 +430,6 @@ async def test_sockets_closing_together_go_offline_and_each_contact_hears_once(
 
 
 async def test_a_user_whose_devices_close_together_goes_offline_once(store, pairs, heard):
-    import asyncio
-
     from presence import services
 
     (leaver, watcher), *_ = pairs
@@ -445,30 +446,104 @@ async def test_a_user_whose_devices_close_together_goes_offline_once(store, pair
     assert heard[0][1]["version"] == store.statuses([leaver], time.time())[0].version
 
 
-async def test_a_lone_close_is_not_held_for_others(store, pairs, heard):
+async def test_closes_that_come_while_a_batch_is_in_redis_form_the_next_batch(
+    store, pairs, heard, monkeypatch
+):
     from presence import services
 
-    (leaver, watcher), (other, _), *_ = pairs
-    await services.device_beat(user_id=leaver, device="phone")
-    await services.device_beat(user_id=other, device="phone")
-    heard.clear()
+    (first, _), (second, _), (third, _), *_ = pairs
+    await connected(heard, first, second, third)
+    batches, entered, release = [], asyncio.Event(), asyncio.Event()
+    real = store.leave_many
 
-    await services.device_left(user_id=leaver, device="phone")
-    told_first = list(heard)
-    await services.device_left(user_id=other, device="phone")
+    async def slow(devices, at):
+        batches.append(sorted(user_id for user_id, _ in devices))
+        entered.set()
+        await release.wait()
+        return await real(devices, at)
 
-    assert [(to, f["status"]) for to, f in told_first] == [(watcher, "offline")]
-    assert [s.online for s in store.statuses([leaver, other], time.time())] == [False, False]
+    monkeypatch.setattr(store, "leave_many", slow)
+    leaving = [asyncio.create_task(services.device_left(user_id=first, device="phone"))]
+    await entered.wait()  # the first close is in Redis; two more come meanwhile
+    leaving += [
+        asyncio.create_task(services.device_left(user_id=u, device="phone"))
+        for u in (second, third)
+    ]
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(*leaving)
+
+    assert batches == [[first], sorted([second, third])]
+    assert sorted(f["user_id"] for _, f in heard) == sorted([first, second, third])
+    assert services._closes == {}  # the recorder is gone until the next close
+
+
+async def test_closes_reach_redis_while_an_earlier_batch_waits_for_the_database(
+    store, pairs, heard, monkeypatch, settings
+):
+    import threading
+
+    from presence import services
+
+    settings.PRESENCE_TIMEOUT = 60  # offline below means left, not timed out
+    (first, first_watcher), (second, _), *_ = pairs
+    await connected(heard, first, second)
+    database_free = threading.Event()
+    real = services._persist_and_find_contacts
+
+    def slow_database(changes):
+        if changes[0].user_id == first:
+            database_free.wait(10)  # a long query ahead on the database thread
+        return real(changes)
+
+    monkeypatch.setattr(services, "_persist_and_find_contacts", slow_database)
+    first_leaving = asyncio.create_task(services.device_left(user_id=first, device="phone"))
+    await asyncio.sleep(0.1)
+    second_leaving = asyncio.create_task(services.device_left(user_id=second, device="phone"))
+    for _ in range(100):
+        if not store.statuses([second], time.time())[0].online:
+            break
+        await asyncio.sleep(0.02)
+    second_offline_meanwhile = not store.statuses([second], time.time())[0].online
+    database_free.set()
+    await asyncio.gather(first_leaving, second_leaving)
+
+    assert second_offline_meanwhile
+    assert (first_watcher, first) in [(to, f["user_id"]) for to, f in heard]
+
+
+async def test_closers_of_a_cancelled_recorder_fail_and_later_closes_are_recorded(
+    store, pairs, heard, monkeypatch
+):
+    from presence import services
+
+    (first, _), (second, _), (third, third_watcher), *_ = pairs
+    await connected(heard, first, second, third)
+    entered, real = asyncio.Event(), store.leave_many
+
+    async def hanging(devices, at):
+        entered.set()
+        await asyncio.Event().wait()  # never answers
+
+    monkeypatch.setattr(store, "leave_many", hanging)
+    leaving = [asyncio.create_task(services.device_left(user_id=first, device="phone"))]
+    await entered.wait()
+    leaving.append(asyncio.create_task(services.device_left(user_id=second, device="phone")))
+    await asyncio.sleep(0)
+    next(iter(services._closes.values())).task.cancel()  # the loop shutting down, say
+    results = await asyncio.wait_for(asyncio.gather(*leaving, return_exceptions=True), 5)
+    monkeypatch.setattr(store, "leave_many", real)
+    await asyncio.wait_for(services.device_left(user_id=third, device="phone"), 5)
+
+    assert [type(r) for r in results] == [RuntimeError, RuntimeError]
+    assert [(to, f["user_id"]) for to, f in heard] == [(third_watcher, third)]
 
 
 async def test_a_closer_cancelled_while_waiting_still_goes_offline(store, pairs, heard):
-    import asyncio
-
     from presence import services
 
     (leaver, watcher), *_ = pairs
-    await services.device_beat(user_id=leaver, device="phone")
-    heard.clear()
+    await connected(heard, leaver)
 
     leaving = asyncio.ensure_future(services.device_left(user_id=leaver, device="phone"))
     await asyncio.sleep(0)  # queued
@@ -485,14 +560,10 @@ async def test_a_closer_cancelled_while_waiting_still_goes_offline(store, pairs,
 async def test_closes_while_redis_is_away_fail_and_later_ones_are_recorded(
     store, pairs, heard, monkeypatch
 ):
-    import asyncio
-
     from presence import services
 
     (first, _), (second, watcher), *_ = pairs
-    for leaver in (first, second):
-        await services.device_beat(user_id=leaver, device="phone")
-    heard.clear()
+    await connected(heard, first, second)
     real = store.leave_many
 
     async def down(devices, at):
@@ -511,13 +582,10 @@ async def test_closes_while_redis_is_away_fail_and_later_ones_are_recorded(
 
 @pytest.mark.parametrize("store", ["redis"], indirect=True)  # the error is Redis's
 async def test_a_close_redis_refuses_fails_alone(store, pairs, heard):
-    import asyncio
-
     from presence import services
 
     (broken, _), (fine, watcher), *_ = pairs
-    await services.device_beat(user_id=fine, device="phone")
-    heard.clear()
+    await connected(heard, fine)
     await store.client.set(store._keys(broken)[0], "not a sorted set")  # ZREM: WRONGTYPE
 
     results = await asyncio.gather(
@@ -531,17 +599,14 @@ async def test_a_close_redis_refuses_fails_alone(store, pairs, heard):
 
 
 async def test_a_failed_announcement_does_not_keep_anyone_online(store, pairs, heard, monkeypatch):
-    import asyncio
-
     from presence import services
 
     def database_down(changes):
         raise RuntimeError("the database went away")
 
     leavers = [leaver for leaver, _ in pairs[:3]]
-    for leaver in leavers:
-        await services.device_beat(user_id=leaver, device="phone")
-    monkeypatch.setattr(services, "_told", database_down)
+    await connected(heard, *leavers)
+    monkeypatch.setattr(services, "_persist_and_find_contacts", database_down)
 
     await asyncio.gather(*(services.device_left(user_id=u, device="phone") for u in leavers))
 
