@@ -26,13 +26,8 @@ from presence.store import Beat, Status, get_store, now
 logger = logging.getLogger(__name__)
 
 
-def contacts_of(user_id: int) -> list[int]:
-    """Who is told when this user comes and goes."""
-    return contacts_of_many([user_id])[user_id]
-
-
 def contacts_of_many(user_ids: list[int]) -> dict[int, list[int]]:
-    """`contacts_of` for each of these users, in one statement for them all."""
+    """Who is told when each of these users comes and goes, in one statement."""
     theirs = Membership.objects.filter(user_id__in=user_ids).values("conversation_id")
     # Filter by subquery, not by joining memberships: a join would make the
     # Count below count only these users' rows.
@@ -56,9 +51,14 @@ def contacts_of_many(user_ids: list[int]) -> dict[int, list[int]]:
     return {user_id: sorted(people - {user_id}) for user_id, people in contacts.items()}
 
 
-def _persist_last_active(user_ids: list[int], at: float) -> None:
+def _persist_last_active(last_active: dict[int, float]) -> None:
     # Redis keeps the live value; the database keeps "last seen" across restarts.
-    User.objects.filter(pk__in=user_ids).update(last_active_at=datetime.fromtimestamp(at, UTC))
+    # One UPDATE (CASE per user) however many users went offline together.
+    users = [
+        User(pk=pk, last_active_at=datetime.fromtimestamp(at, UTC))
+        for pk, at in last_active.items()
+    ]
+    User.objects.bulk_update(users, ["last_active_at"])
 
 
 def iso_time(at: float | datetime | None) -> str | None:
@@ -92,12 +92,9 @@ class Change:
 def _persist_and_find_contacts(changes: list[Change]) -> dict[int, list[int]]:
     """Keep "last seen" of users who went offline; who to tell of each change.
     One trip to the database thread for them all."""
-    went_offline: dict[float, list[int]] = defaultdict(list)
-    for change in changes:
-        if not change.online:
-            went_offline[change.at].append(change.user_id)
-    for at, user_ids in went_offline.items():
-        _persist_last_active(user_ids, at)
+    went_offline = {change.user_id: change.at for change in changes if not change.online}
+    if went_offline:
+        _persist_last_active(went_offline)
     return contacts_of_many([change.user_id for change in changes])
 
 
