@@ -25,7 +25,11 @@ class Conversation(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    last_activity_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Not indexed: every send updates it, and an indexed column would make that
+    # update write a new entry into each of the table's indexes instead of a
+    # heap-only (HOT) update. Lists sort a user's own conversations, reached
+    # through their memberships (messaging.selectors.conversations_for_user).
+    last_activity_at = models.DateTimeField(auto_now_add=True)
     last_seq = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
@@ -63,8 +67,9 @@ class Membership(models.Model):
 
 
 class Message(models.Model):
+    # No index of its own: `one_seq` and `idempotent_send` both start with it.
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages"
+        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
     seq = models.BigIntegerField()
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

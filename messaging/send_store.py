@@ -1,5 +1,5 @@
 """Storing sends on PostgreSQL: one call of `messaging_send_batch` (migrations
-0002-0004) per batch. Shared by the sync service (REST, one send) and the socket's
+0002-0006) per batch. Shared by the sync service (REST, one send) and the socket's
 send queue (many sends, async connection), so both store exactly alike."""
 
 import json
