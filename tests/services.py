@@ -28,7 +28,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 INSTALL_POSTGRES = (
     "PostgreSQL server binaries (initdb, pg_ctl) not found. Install them:\n"
     "  Debian/Ubuntu: sudo apt-get install -y postgresql\n"
-    "  Fedora:        sudo dnf install -y postgresql-server\n"
+    "  Fedora:        sudo dnf install -y postgresql-server postgresql-contrib\n"
     "  macOS:         brew install postgresql@16\n"
     "or point DATABASE_URL at a running server."
 )

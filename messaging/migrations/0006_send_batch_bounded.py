@@ -48,6 +48,9 @@ BEGIN
       FROM jsonb_array_elements(sends) e;
     -- Lock order as everywhere: conversations by id, then inboxes by user id.
     PERFORM 1 FROM messaging_conversation WHERE id = ANY(conv_ids) ORDER BY id FOR UPDATE;
+    -- Read under the conversations' locks: every membership change takes the
+    -- conversation's lock first (messaging.services), so no member can join
+    -- between this and the statement below, whose inbox writes it bounds.
     SELECT array_agg(DISTINCT m.user_id ORDER BY m.user_id) INTO member_ids
       FROM messaging_membership m WHERE m.conversation_id = ANY(conv_ids);
     INSERT INTO messaging_inbox (user_id, last_seq)
