@@ -26,6 +26,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from asgiref.sync import sync_to_async
@@ -231,10 +232,16 @@ class Unknown(Exception):
     """A batch whose outcome is unknown (the connection was lost)."""
 
 
-async def _connect() -> psycopg.AsyncConnection:
+def psycopg_params() -> dict[str, Any]:
+    """The default database's settings, for a psycopg connection of our own."""
     params = connections["default"].get_connection_params()
     for django_only in ("cursor_factory", "context"):
         params.pop(django_only, None)
+    return params
+
+
+async def _connect() -> psycopg.AsyncConnection:
+    params = psycopg_params()
     params.setdefault("connect_timeout", 5)
     async with asyncio.timeout(BATCH_TIMEOUT):
         connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)

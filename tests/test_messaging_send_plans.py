@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import User
 from messaging import send_store
 from messaging.models import Conversation, Inbox, Membership, Message
+from messaging.send_queue import psycopg_params
 from messaging.send_store import Send
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,12 +58,9 @@ def _plans(sends: list[Send]) -> list[dict[str, Any]]:
     """Store `sends` in one call on a new session; what auto_explain logged
     for every statement the call ran: the query's text and its plan with
     actual row counts."""
-    params = connection.get_connection_params()
-    for django_only in ("cursor_factory", "context"):
-        params.pop(django_only, None)
     logged: list[str] = []
     # LOAD needs a superuser, as the test database's owner is under `make test`.
-    with psycopg.connect(**params, autocommit=True) as conn:
+    with psycopg.connect(**psycopg_params(), autocommit=True) as conn:
         conn.add_notice_handler(lambda diag: logged.append(diag.message_primary or ""))
         conn.execute("LOAD 'auto_explain'")
         for setting, value in [
