@@ -27,6 +27,8 @@ the same (conversation, sender, client_msg_id) twice (the caller answers
 repeats from the first: messaging/send_queue.py).
 """
 
+from importlib import import_module
+
 from django.db import migrations
 
 CREATE = r"""
@@ -152,22 +154,13 @@ $fn$;
 """
 
 
-def _on_postgresql(sql: str):  # type: ignore[no-untyped-def]
-    def run(apps, schema_editor) -> None:  # type: ignore[no-untyped-def]
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return run
-
-
-def _previous(apps, schema_editor) -> None:  # type: ignore[no-untyped-def]
-    from importlib import import_module
-
-    previous = import_module("messaging.migrations.0004_send_batch_index_plans")
-    _on_postgresql(previous.CREATE)(apps, schema_editor)
+# 0004's function is what a rollback restores; its helper runs SQL on PostgreSQL only.
+_0004 = import_module("messaging.migrations.0004_send_batch_index_plans")
 
 
 class Migration(migrations.Migration):
     dependencies = [("messaging", "0005_write_path_indexes")]
 
-    operations = [migrations.RunPython(_on_postgresql(CREATE), _previous)]
+    operations = [
+        migrations.RunPython(_0004._on_postgresql(CREATE), _0004._on_postgresql(_0004.CREATE))
+    ]
