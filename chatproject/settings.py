@@ -268,6 +268,12 @@ CHAT_HEAD_CHECK = env_float("CHAT_HEAD_CHECK", 60.0)
 # `overloaded` (messaging/send_queue.py). At most this many go in one batch.
 CHAT_SEND_QUEUE_MAX = env_int("CHAT_SEND_QUEUE_MAX", 2000)
 CHAT_SEND_BATCH_MAX = env_int("CHAT_SEND_BATCH_MAX", 200)
+# Connections (lanes) the send queue stores batches on side by side, each
+# conversation always on the same one (messaging.send_queue). One by default:
+# with PostgreSQL on the chat server's two cores, two lanes raised the
+# saturated throughput by a quarter but not the rate held at p99 <= 50 ms
+# (docs/benchmarks.md, session 12); more pay where PostgreSQL has its own.
+CHAT_SEND_CONNECTIONS = max(1, env_int("CHAT_SEND_CONNECTIONS", 1))
 PRESENCE_HEARTBEAT_INTERVAL = env_float("PRESENCE_HEARTBEAT_INTERVAL", 5.0)
 PRESENCE_TIMEOUT = env_float("PRESENCE_TIMEOUT", 30.0)
 # Groups up to this size get live presence; members of bigger ones ask on demand.

@@ -131,8 +131,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # daphne's queue of this socket's frames, which the layer's events and the
     # send queue's answers join (None when Channels' own loop runs instead).
     mailbox: "asyncio.Queue[dict[str, Any]] | None" = None
-    # This socket's sends not yet stored, oldest first (created on first send).
-    sends_in_flight: "deque[asyncio.Future[Stored]] | None" = None
+    # This socket's sends not yet acked, oldest first (created on first send).
+    sends_in_flight: "deque[tuple[Send, asyncio.Future[Stored]]] | None" = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -368,21 +368,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
         in_flight = self.sends_in_flight
         if in_flight is None:
             in_flight = self.sends_in_flight = deque()
-        while in_flight and in_flight[0].done():
-            in_flight.popleft()
-        if len(in_flight) >= SENDS_IN_FLIGHT_MAX:
-            await asyncio.wait([in_flight.popleft()])
 
-        def stored(done: "asyncio.Future[Stored]") -> None:
-            if not done.cancelled():
-                # Retrieved here: a failed send of a socket that has closed
-                # since is not logged as an exception "never retrieved".
-                done.exception()
-            # Into the mailbox before the batch's events, so that the ack can
-            # stand for this device's own `message.new` (answer_send).
-            mailbox.put_nowait({"type": "send.stored", "send": send, "future": done})
+        def answered(_: "asyncio.Future[Stored] | None" = None) -> None:
+            # The queue's lanes may answer a later send (another conversation)
+            # first; acks still leave in the order the client sent.
+            while in_flight and in_flight[0][1].done():
+                acked, done = in_flight.popleft()
+                if not done.cancelled():
+                    # Retrieved here: a failed send of a socket that has closed
+                    # since is not logged as an exception "never retrieved".
+                    done.exception()
+                # Into the mailbox before the batch's events, so that the ack can
+                # stand for this device's own `message.new` (answer_send).
+                mailbox.put_nowait({"type": "send.stored", "send": acked, "future": done})
 
-        in_flight.append(send_queue().submit(send, then=stored))
+        while len(in_flight) >= SENDS_IN_FLIGHT_MAX:
+            await asyncio.wait([in_flight[0][1]])
+            answered()
+        in_flight.append((send, send_queue().submit(send, then=answered)))
 
     async def send_stored(self, message: dict[str, Any]) -> None:
         send: Send = message["send"]

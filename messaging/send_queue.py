@@ -1,16 +1,17 @@
 """The chat server's send path: every socket's sends, stored in batches.
 
-One task per process takes whatever sends are waiting, stores them with one
-call of `messaging_send_batch` on its own async connection (autocommit: the
-call is its transaction, so a result means committed), answers each sender,
-hands every delivery of the batch to this process's sockets at once and
-publishes the rest to other servers while the next batch is already in
-PostgreSQL. Under light load a batch is one message and costs one
-round trip; under heavy load the batch grows while the previous one is in
-PostgreSQL, so the commit cost is shared. A socket does not wait for its
-send's commit before reading its next frame, so its sends share batches too. This
-replaced ~10 ORM statements and a commit per message on the process's one
-ORM thread (docs/benchmarks.md: 100 msg/s before).
+The queue has a few lanes (CHAT_SEND_CONNECTIONS), each with its own async
+connection; a conversation always goes to the same lane. A lane's task takes
+whatever sends are waiting for it, stores them with one call of
+`messaging_send_batch` (autocommit: the call is its transaction, so a result
+means committed), answers each sender, hands every delivery of the batch to
+this process's sockets at once and publishes the rest to other servers while
+its next batch is already in PostgreSQL. Under light load a batch is one
+message and costs one round trip; under heavy load the batch grows while the
+previous one is in PostgreSQL, so the commit cost is shared. A socket does
+not wait for its send's commit before reading its next frame, so its sends
+share batches too. This replaced ~10 ORM statements and a commit per message
+on the process's one ORM thread (docs/benchmarks.md: 100 msg/s before).
 
 The queue is bounded: past CHAT_SEND_QUEUE_MAX waiting sends, a send is
 refused with `overloaded` (the client retries later with the same
@@ -79,16 +80,13 @@ class _Waiting:
 
 
 class SendQueue:
-    def __init__(self, *, max_waiting: int, max_batch: int) -> None:
+    def __init__(self, *, max_waiting: int, max_batch: int, lanes: int = 1) -> None:
         self.max_waiting = max_waiting
         self.max_batch = max_batch
-        self.waiting: list[_Waiting] = []
-        self.wakeup = asyncio.Event()
-        self.connection: psycopg.AsyncConnection | None = None
-        self.task: asyncio.Task[None] | None = None
         self.pushes = PushCoalescer(PUSH_WINDOW)
         self.postgresql = connections["default"].vendor == "postgresql"
-        self.uncertain: list[Send] = []
+        # The embedded SQLite takes one writer at a time: one lane there.
+        self.lanes = [_Lane(self) for _ in range(lanes if self.postgresql else 1)]
         # Earlier batches' publishes to other servers still under way, oldest
         # first; each waits for the one before it, so they leave in batch order.
         self.publishing: deque[asyncio.Task[None]] = deque()
@@ -97,13 +95,66 @@ class SendQueue:
         self, send: Send, then: "Callable[[asyncio.Future[Stored]], None] | None" = None
     ) -> "asyncio.Future[Stored]":
         """Queue one send; the future is done once it is committed (or was
-        stored before). Futures are answered in the order sends were submitted,
-        so a socket with several sends in flight gets their answers in order.
-        `then(future)` is called when the queue answers, before the batch's
-        deliveries are handed to this process's sockets (a done callback
-        would run only after them)."""
-        if len(self.waiting) >= self.max_waiting:
+        stored before). The sends of one conversation are answered in the
+        order they were submitted; another conversation's may be answered
+        before them (it may be in another lane). `then(future)` is called
+        when the queue answers, before the batch's deliveries are handed to
+        this process's sockets (a done callback would run only after them)."""
+        if sum(len(lane.waiting) for lane in self.lanes) >= self.max_waiting:
             raise Overloaded("The server is busy; send again in a moment.")
+        return self.lanes[send.conversation_id % len(self.lanes)].submit(send, then)
+
+    async def close(self) -> None:
+        """Stop storing and close the connections; sends still waiting are
+        left unanswered (for tests)."""
+        tasks = [t for t in (*(lane.task for lane in self.lanes), self.pushes.task) if t]
+        tasks.extend(self.publishing)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for lane in self.lanes:
+            if lane.connection is not None:
+                await lane.connection.close()
+
+    def deliver(
+        self, stored: Sequence[Stored], outgoing: Outgoing | None
+    ) -> "asyncio.Task[None] | None":
+        """Hand a committed batch's deliveries out: this process's sockets
+        get theirs now, other servers' are published after the earlier
+        batches'. Returns the oldest publish still under way when more than
+        MAX_PUBLISHING are (the lane waits for it before it stores more)."""
+        if outgoing is None:
+            outgoing = send_store.outgoing(stored)
+            self.pushes.add(s.message_id for s in stored if s.status == "created")
+        publishing = self.publishing
+        while publishing and publishing[0].done():
+            publishing.popleft()
+        publishing.append(send_many_in_turn(outgoing, publishing[-1] if publishing else None))
+        return publishing[0] if len(publishing) > MAX_PUBLISHING else None
+
+
+class _Lane:
+    """One connection and the sends waiting for it. A lane stores one batch
+    at a time, so the sends it takes are committed and answered in order;
+    the queue gives each conversation one lane, so a conversation's sends
+    keep their order however many lanes there are. Lanes run side by side:
+    while one batch commits, another lane's is already in PostgreSQL
+    (docs/benchmarks.md, session 12). A user in conversations of two lanes
+    has one inbox: its row lock orders the two lanes' events, so cursor order
+    is still commit order, and a socket handed the later one first reads the
+    earlier one from the inbox (ChatConsumer._next_event)."""
+
+    def __init__(self, queue: SendQueue) -> None:
+        self.queue = queue
+        self.waiting: list[_Waiting] = []
+        self.wakeup = asyncio.Event()
+        self.connection: psycopg.AsyncConnection | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.uncertain: list[Send] = []
+
+    def submit(
+        self, send: Send, then: "Callable[[asyncio.Future[Stored]], None] | None"
+    ) -> "asyncio.Future[Stored]":
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         self.waiting.append(_Waiting(send, future, then))
         self.wakeup.set()
@@ -112,12 +163,13 @@ class SendQueue:
         return future
 
     async def _run(self) -> None:
+        max_batch = self.queue.max_batch
         while True:
             await self.wakeup.wait()
             self.wakeup.clear()
             while self.waiting:
-                batch = self.waiting[: self.max_batch]
-                del self.waiting[: self.max_batch]
+                batch = self.waiting[:max_batch]
+                del self.waiting[:max_batch]
                 try:
                     await self._store_batch(batch)
                 except Exception as error:
@@ -129,7 +181,7 @@ class SendQueue:
     async def _store_batch(self, batch: list[_Waiting]) -> None:
         sends, where = send_store.distinct([w.send for w in batch])
         try:
-            if self.postgresql:
+            if self.queue.postgresql:
                 stored, outgoing = await self._store_sql(sends), None
             else:
                 stored, outgoing = await _store_orm(sends)
@@ -146,22 +198,14 @@ class SendQueue:
             return
         for waiting, result in zip(batch, send_store.answers(stored, where), strict=True):
             waiting.answer(result)
-        if outgoing is None:
-            outgoing = send_store.outgoing(stored)
-            self.pushes.add(s.message_id for s in stored if s.status == "created")
-        # Deliveries leave in batch order: this process's sockets get theirs
-        # now, other servers' are published after the earlier batches'. The
-        # loop does not yield before it sends the next batch to PostgreSQL:
-        # waiting here for the acks and publishes to go out first left
-        # PostgreSQL idle for a quarter of the time at 2,000 msg/s
+        # The loop does not yield before it sends the next batch to
+        # PostgreSQL: waiting here for the acks and publishes to go out first
+        # left PostgreSQL idle for a quarter of the time at 2,000 msg/s
         # (docs/benchmarks.md, session 7).
-        publishing = self.publishing
-        while publishing and publishing[0].done():
-            publishing.popleft()
-        publishing.append(send_many_in_turn(outgoing, publishing[-1] if publishing else None))
-        if len(publishing) > MAX_PUBLISHING:
+        oldest = self.queue.deliver(stored, outgoing)
+        if oldest is not None:
             # A slow Redis slows the queue down instead of piling up tasks.
-            await asyncio.wait([publishing[0]])
+            await asyncio.wait([oldest])
 
     async def _store_sql(self, sends: Sequence[Send]) -> list[Stored]:
         for attempt in (1, 2):
@@ -224,7 +268,7 @@ class SendQueue:
             members = [user_id for (user_id,) in await cursor.fetchall()]
         self.uncertain = []
         logger.warning("%d sends of a lost batch had been stored; announcing them", len(found))
-        self.pushes.add(message_id for message_id, _ in found)
+        self.queue.pushes.add(message_id for message_id, _ in found)
         await send_many([(user_id, {"type": "inbox.check"}) for user_id in members])
 
 
@@ -323,6 +367,8 @@ def send_queue() -> SendQueue:
     queue = _queues.get(loop)
     if queue is None:
         queue = _queues[loop] = SendQueue(
-            max_waiting=settings.CHAT_SEND_QUEUE_MAX, max_batch=settings.CHAT_SEND_BATCH_MAX
+            max_waiting=settings.CHAT_SEND_QUEUE_MAX,
+            max_batch=settings.CHAT_SEND_BATCH_MAX,
+            lanes=settings.CHAT_SEND_CONNECTIONS,
         )
     return queue

@@ -257,6 +257,45 @@ def test_a_socket_keeps_reading_while_its_sends_wait_and_acks_come_in_order(
     bob_phone.close()
 
 
+def test_a_conversation_waiting_on_a_lock_holds_up_no_other_and_acks_stay_in_order(
+    daphne_factory, alice, bob, make_member
+):
+    """The send queue stores conversations in lanes, each on its own
+    connection (CHAT_SEND_CONNECTIONS): while a send waits in PostgreSQL, a
+    send to a conversation of another lane is stored and delivered. The
+    sender's acks still come in the order she sent, and her device is told of
+    each message once, in cursor order."""
+    server = daphne_factory(CHAT_SEND_CONNECTIONS="2")
+    carol = make_member("carol")
+    stuck, other = direct(alice, bob), direct(alice, carol)
+    while other % 2 == stuck % 2:  # the lane is the conversation id modulo 2
+        other = group(alice, carol)
+    alice_phone, ready = connect(server, alice)
+    carol_phone = connect(server, carol)[0]
+    cursor = ready["cursor"]
+    # Released when the block ends, even if an assertion in it fails.
+    with psycopg.connect(_pg_url()) as blocker:
+        blocker.execute("SELECT 1 FROM messaging_conversation WHERE id = %s FOR UPDATE", [stuck])
+        alice_phone.send(send_frame(stuck, "first", "s1"))
+        alice_phone.send(send_frame(other, "second", "s2"))
+
+        assert carol_phone.expect("event", kind="message.new")["message"]["text"] == "second"
+        before = alice_phone.frames_for(0.5)
+        assert [f for f in before if f["type"] == "ack"] == []  # s2's waits for s1's
+    frames = before + alice_phone.frames_for(1.5)
+
+    assert [f["client_msg_id"] for f in frames if f["type"] == "ack"] == ["s1", "s2"]
+    told = [
+        (f["cursor"], f["message"]["text"])
+        for f in frames
+        if f["type"] in ("ack", "event") and f.get("cursor") is not None
+    ]
+    # Stored in the order they reached PostgreSQL: "second" first.
+    assert told == [(cursor + 1, "second"), (cursor + 2, "first")]
+    alice_phone.close()
+    carol_phone.close()
+
+
 def test_a_socket_with_too_many_sends_waiting_stops_reading_until_the_oldest_is_stored(
     live_daphne, alice, bob
 ):
@@ -636,12 +675,7 @@ async def private_queue(monkeypatch):
     monkeypatch.setattr(module, "PUSH_WINDOW", 3600.0)
     queue = SendQueue(max_waiting=10, max_batch=10)
     yield queue, layer
-    tasks = [t for t in (queue.task, queue.pushes.task, *queue.publishing) if t is not None]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    if queue.connection is not None:
-        await queue.connection.close()
+    await queue.close()
     await layer.close()
     # The connection the tests' sync_to_async(direct) opened in its thread.
     await sync_to_async(connections.close_all)()
