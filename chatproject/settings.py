@@ -272,7 +272,8 @@ CHAT_SEND_BATCH_MAX = env_int("CHAT_SEND_BATCH_MAX", 200)
 # conversation always on the same one (messaging.send_queue). One by default:
 # with PostgreSQL on the chat server's two cores, two lanes raised the
 # saturated throughput by a quarter but not the rate held at p99 <= 50 ms
-# (docs/benchmarks.md, session 12); more pay where PostgreSQL has its own.
+# (docs/benchmarks.md, session 12). Where PostgreSQL has cores of its own
+# two may pay; not measured.
 CHAT_SEND_CONNECTIONS = max(1, env_int("CHAT_SEND_CONNECTIONS", 1))
 PRESENCE_HEARTBEAT_INTERVAL = env_float("PRESENCE_HEARTBEAT_INTERVAL", 5.0)
 PRESENCE_TIMEOUT = env_float("PRESENCE_TIMEOUT", 30.0)

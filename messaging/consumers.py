@@ -47,8 +47,8 @@ CLOSE_TRY_AGAIN_LATER = 4503
 # How long joining the user's group may wait for Redis while connecting
 # (daphne gives up on a handshake after 5 s by default).
 JOIN_TIMEOUT = 3.0
-# Sends of one socket waiting for their commit. Past this many the socket
-# handles no more of its frames until its oldest is stored: one client cannot
+# Sends of one socket not yet acked. Past this many the socket handles no
+# more of its frames until its oldest is answered: one client cannot
 # fill the server's send queue (CHAT_SEND_QUEUE_MAX) and crowd out the others.
 SENDS_IN_FLIGHT_MAX = 16
 
@@ -370,8 +370,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             in_flight = self.sends_in_flight = deque()
 
         def answered(_: "asyncio.Future[Stored] | None" = None) -> None:
-            # The queue's lanes may answer a later send (another conversation)
-            # first; acks still leave in the order the client sent.
+            # Whichever send was answered, this releases every answered send
+            # at the head of the line: the queue's lanes may answer a later
+            # send (another conversation) first, and acks leave in the order
+            # the client sent.
             while in_flight and in_flight[0][1].done():
                 acked, done = in_flight.popleft()
                 if not done.cancelled():

@@ -81,12 +81,15 @@ class _Waiting:
 
 class SendQueue:
     def __init__(self, *, max_waiting: int, max_batch: int, lanes: int = 1) -> None:
-        self.max_waiting = max_waiting
         self.max_batch = max_batch
         self.pushes = PushCoalescer(PUSH_WINDOW)
         self.postgresql = connections["default"].vendor == "postgresql"
         # The embedded SQLite takes one writer at a time: one lane there.
-        self.lanes = [_Lane(self) for _ in range(lanes if self.postgresql else 1)]
+        lanes = lanes if self.postgresql else 1
+        # Each lane has its share of the bound, so sends piling up behind a
+        # lock in one lane do not get the other lanes' sends refused.
+        self.lane_max_waiting = -(-max_waiting // lanes)
+        self.lanes = [_Lane(self, n) for n in range(lanes)]
         # Earlier batches' publishes to other servers still under way, oldest
         # first; each waits for the one before it, so they leave in batch order.
         self.publishing: deque[asyncio.Task[None]] = deque()
@@ -100,13 +103,14 @@ class SendQueue:
         before them (it may be in another lane). `then(future)` is called
         when the queue answers, before the batch's deliveries are handed to
         this process's sockets (a done callback would run only after them)."""
-        if sum(len(lane.waiting) for lane in self.lanes) >= self.max_waiting:
+        lane = self.lanes[send.conversation_id % len(self.lanes)]
+        if len(lane.waiting) >= self.lane_max_waiting:
             raise Overloaded("The server is busy; send again in a moment.")
-        return self.lanes[send.conversation_id % len(self.lanes)].submit(send, then)
+        return lane.submit(send, then)
 
     async def close(self) -> None:
-        """Stop storing and close the connections; sends still waiting are
-        left unanswered (for tests)."""
+        """Stop storing (sends still waiting are answered with an error) and
+        close the connections. For tests."""
         tasks = [t for t in (*(lane.task for lane in self.lanes), self.pushes.task) if t]
         tasks.extend(self.publishing)
         for task in tasks:
@@ -144,8 +148,9 @@ class _Lane:
     is still commit order, and a socket handed the later one first reads the
     earlier one from the inbox (ChatConsumer._next_event)."""
 
-    def __init__(self, queue: SendQueue) -> None:
+    def __init__(self, queue: SendQueue, number: int) -> None:
         self.queue = queue
+        self.name = f"send-queue-{number}"
         self.waiting: list[_Waiting] = []
         self.wakeup = asyncio.Event()
         self.connection: psycopg.AsyncConnection | None = None
@@ -159,24 +164,35 @@ class _Lane:
         self.waiting.append(_Waiting(send, future, then))
         self.wakeup.set()
         if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._run(), name="send-queue")
+            self.task = asyncio.create_task(self._run(), name=self.name)
         return future
 
     async def _run(self) -> None:
         max_batch = self.queue.max_batch
-        while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
-            while self.waiting:
-                batch = self.waiting[:max_batch]
-                del self.waiting[:max_batch]
-                try:
-                    await self._store_batch(batch)
-                except Exception as error:
-                    # Never strand a sender: whatever broke, each one hears of it.
-                    logger.exception("send batch failed")
-                    for waiting in batch:
-                        waiting.answer(error)
+        batch: list[_Waiting] = []
+        try:
+            while True:
+                await self.wakeup.wait()
+                self.wakeup.clear()
+                while self.waiting:
+                    batch = self.waiting[:max_batch]
+                    del self.waiting[:max_batch]
+                    try:
+                        await self._store_batch(batch)
+                    except Exception as error:
+                        # Never strand a sender: whatever broke, each one hears of it.
+                        logger.exception("send batch failed")
+                        for waiting in batch:
+                            waiting.answer(error)
+                    batch = []
+        except asyncio.CancelledError:
+            # Stopped (close()). A socket holds its later acks back until its
+            # earlier sends are answered, so none is left unanswered.
+            stopped = Unknown("The send queue stopped.")
+            for waiting in (*batch, *self.waiting):
+                waiting.answer(stopped)
+            self.waiting.clear()
+            raise
 
     async def _store_batch(self, batch: list[_Waiting]) -> None:
         sends, where = send_store.distinct([w.send for w in batch])
