@@ -7,6 +7,8 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import msgpack
 import psycopg
@@ -90,6 +92,18 @@ def test_both_send_implementations_store_alike(store, alice, bob, charlie, make_
     assert store(Send(conversation, bob.id, "m1", "hello")).message.pk == first.message.pk
 
 
+@contextmanager
+def conversation_locked(conversation: int) -> Iterator[None]:
+    """Hold the conversation's row lock, as a long transaction would, until
+    the block ends: released even if an assertion in it fails (a lock left
+    held would hang the test database's teardown)."""
+    with psycopg.connect(_pg_url()) as blocker:
+        blocker.execute(
+            "SELECT 1 FROM messaging_conversation WHERE id = %s FOR UPDATE", [conversation]
+        )
+        yield
+
+
 def _pg_url() -> str:
     db = settings.DATABASES["default"]
     return f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
@@ -150,14 +164,11 @@ def test_under_overload_every_send_is_acked_or_refused_and_acked_ones_arrive_onc
 
     # Hold the conversation's row lock, as a long transaction would: the first
     # batch waits on it, the queue fills, and the rest must be refused.
-    blocker = psycopg.connect(_pg_url())
-    blocker.execute("SELECT 1 FROM messaging_conversation WHERE id = %s FOR UPDATE", [conversation])
-    threads = [threading.Thread(target=blast, args=(s, i)) for i, s in enumerate(senders)]
-    for thread in threads:
-        thread.start()
-    time.sleep(2)
-    blocker.commit()
-    blocker.close()
+    with conversation_locked(conversation):
+        threads = [threading.Thread(target=blast, args=(s, i)) for i, s in enumerate(senders)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
     for thread in threads:
         thread.join(timeout=60)
 
@@ -204,14 +215,11 @@ def test_an_earlier_event_goes_out_before_the_ack_that_stands_for_the_next(live_
     # queues behind it. Bob's event reaches her phone's mailbox before her
     # send's answer does, so her phone gets it first and her ack then stands
     # for the next event: each message once, in cursor order.
-    blocker = psycopg.connect(_pg_url())
-    blocker.execute("SELECT 1 FROM messaging_conversation WHERE id = %s FOR UPDATE", [conversation])
-    bob_phone.send(send_frame(conversation, "first", "b1"))
-    time.sleep(0.5)
-    alice_phone.send(send_frame(conversation, "second", "a1"))
-    time.sleep(0.3)
-    blocker.commit()
-    blocker.close()
+    with conversation_locked(conversation):
+        bob_phone.send(send_frame(conversation, "first", "b1"))
+        time.sleep(0.5)
+        alice_phone.send(send_frame(conversation, "second", "a1"))
+        time.sleep(0.3)
 
     first, ack = [_next_of(alice_phone, {"event", "ack"}) for _ in range(2)]
     assert (first["type"], first["cursor"], first["message"]["text"]) == (
@@ -232,19 +240,16 @@ def test_a_socket_keeps_reading_while_its_sends_wait_and_acks_come_in_order(
     alice_phone, ready = connect(live_daphne, alice)
     bob_phone = connect(live_daphne, bob)[0]
     cursor = ready["cursor"]
-    blocker = psycopg.connect(_pg_url())
-    blocker.execute("SELECT 1 FROM messaging_conversation WHERE id = %s FOR UPDATE", [conversation])
-    for n in range(5):
-        alice_phone.send(send_frame(conversation, f"m{n}", f"a{n}"))
-    # Her sends wait on the lock, yet her socket still takes other frames:
-    # Bob's typing reaches her, and her bad frame is answered at once.
-    bob_phone.send({"type": "typing", "conversation_id": conversation})
-    assert alice_phone.expect("typing")["user_id"] == bob.user.pk
-    alice_phone.send({"type": "send", "conversation_id": conversation, "client_msg_id": "bad"})
-    error = alice_phone.expect("error")
-    assert (error["code"], error["client_msg_id"]) == ("invalid_text", "bad")
-    blocker.commit()
-    blocker.close()
+    with conversation_locked(conversation):
+        for n in range(5):
+            alice_phone.send(send_frame(conversation, f"m{n}", f"a{n}"))
+        # Her sends wait on the lock, yet her socket still takes other frames:
+        # Bob's typing reaches her, and her bad frame is answered at once.
+        bob_phone.send({"type": "typing", "conversation_id": conversation})
+        assert alice_phone.expect("typing")["user_id"] == bob.user.pk
+        alice_phone.send({"type": "send", "conversation_id": conversation, "client_msg_id": "bad"})
+        error = alice_phone.expect("error")
+        assert (error["code"], error["client_msg_id"]) == ("invalid_text", "bad")
 
     acks = [alice_phone.expect("ack") for _ in range(5)]
     assert [a["client_msg_id"] for a in acks] == [f"a{n}" for n in range(5)]
@@ -273,9 +278,7 @@ def test_a_conversation_waiting_on_a_lock_holds_up_no_other_and_acks_stay_in_ord
     alice_phone, ready = connect(server, alice)
     carol_phone = connect(server, carol)[0]
     cursor = ready["cursor"]
-    # Released when the block ends, even if an assertion in it fails.
-    with psycopg.connect(_pg_url()) as blocker:
-        blocker.execute("SELECT 1 FROM messaging_conversation WHERE id = %s FOR UPDATE", [stuck])
+    with conversation_locked(stuck):
         alice_phone.send(send_frame(stuck, "first", "s1"))
         alice_phone.send(send_frame(other, "second", "s2"))
 
@@ -307,16 +310,13 @@ def test_a_socket_with_too_many_sends_waiting_stops_reading_until_the_oldest_is_
     (they wait), and nothing is lost when it goes on."""
     conversation = direct(alice, bob)
     alice_phone = connect(live_daphne, alice)[0]
-    blocker = psycopg.connect(_pg_url())
-    blocker.execute("SELECT 1 FROM messaging_conversation WHERE id = %s FOR UPDATE", [conversation])
-    many = SENDS_IN_FLIGHT_MAX + 1
-    for n in range(many):
-        alice_phone.send(send_frame(conversation, f"m{n}", f"a{n}"))
-    alice_phone.send({"type": "send", "conversation_id": conversation, "client_msg_id": "bad"})
-    # Not handled yet, so not answered (with 5 waiting it is at once: above).
-    assert alice_phone.frames_for(1.0) == []
-    blocker.commit()
-    blocker.close()
+    with conversation_locked(conversation):
+        many = SENDS_IN_FLIGHT_MAX + 1
+        for n in range(many):
+            alice_phone.send(send_frame(conversation, f"m{n}", f"a{n}"))
+        alice_phone.send({"type": "send", "conversation_id": conversation, "client_msg_id": "bad"})
+        # Not handled yet, so not answered (with 5 waiting it is at once: above).
+        assert alice_phone.frames_for(1.0) == []
 
     frames = [alice_phone.recv() for _ in range(many + 1)]
     acks = [f["client_msg_id"] for f in frames if f["type"] == "ack"]
