@@ -275,6 +275,9 @@ CHAT_SEND_BATCH_MAX = env_int("CHAT_SEND_BATCH_MAX", 200)
 # (docs/benchmarks.md, session 12). Where PostgreSQL has cores of its own
 # two may pay; not measured.
 CHAT_SEND_CONNECTIONS = max(1, env_int("CHAT_SEND_CONNECTIONS", 1))
+# Seconds of socket sends whose pushes go out as one Celery task
+# (messaging.send_queue.PushCoalescer); a stopping server sends what waits.
+CHAT_PUSH_WINDOW = env_float("CHAT_PUSH_WINDOW", 0.1)
 PRESENCE_HEARTBEAT_INTERVAL = env_float("PRESENCE_HEARTBEAT_INTERVAL", 5.0)
 PRESENCE_TIMEOUT = env_float("PRESENCE_TIMEOUT", 30.0)
 # Groups up to this size get live presence; members of bigger ones ask on demand.

@@ -24,6 +24,7 @@ same.
 
 import asyncio
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -44,7 +45,6 @@ from notifications.tasks import push_new_messages
 
 logger = logging.getLogger(__name__)
 
-PUSH_WINDOW = 0.1
 # Seconds a batch may take in PostgreSQL before its senders get an error.
 BATCH_TIMEOUT = 10.0
 # Past this many batches' publishes to other servers under way, the queue
@@ -80,9 +80,11 @@ class _Waiting:
 
 
 class SendQueue:
-    def __init__(self, *, max_waiting: int, max_batch: int, lanes: int = 1) -> None:
+    def __init__(
+        self, *, max_waiting: int, max_batch: int, lanes: int = 1, push_window: float = 0.1
+    ) -> None:
         self.max_batch = max_batch
-        self.pushes = PushCoalescer(PUSH_WINDOW)
+        self.pushes = PushCoalescer(push_window)
         self.postgresql = connections["default"].vendor == "postgresql"
         # The embedded SQLite takes one writer at a time: one lane there.
         lanes = lanes if self.postgresql else 1
@@ -120,6 +122,18 @@ class SendQueue:
             if lane.connection is not None:
                 await lane.connection.close()
 
+    async def finish(self, timeout: float = 5.0) -> None:
+        """The server is stopping: let the lanes store what they hold (for
+        up to `timeout` seconds), then enqueue the pushes still waiting for
+        their window instead of losing them with the process."""
+        try:
+            async with asyncio.timeout(timeout):
+                while any(lane.busy or lane.waiting for lane in self.lanes):
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            logger.warning("stopping with sends still being stored")
+        await self.pushes.flush()
+
     def deliver(
         self, stored: Sequence[Stored], outgoing: Outgoing | None
     ) -> "asyncio.Task[None] | None":
@@ -156,6 +170,8 @@ class _Lane:
         self.connection: psycopg.AsyncConnection | None = None
         self.task: asyncio.Task[None] | None = None
         self.uncertain: list[Send] = []
+        # A batch is being stored (taken off `waiting`, not yet delivered).
+        self.busy = False
 
     def submit(
         self, send: Send, then: "Callable[[asyncio.Future[Stored]], None] | None"
@@ -177,6 +193,7 @@ class _Lane:
                 while self.waiting:
                     batch = self.waiting[:max_batch]
                     del self.waiting[:max_batch]
+                    self.busy = True
                     try:
                         await self._store_batch(batch)
                     except Exception as error:
@@ -184,6 +201,8 @@ class _Lane:
                         logger.exception("send batch failed")
                         for waiting in batch:
                             waiting.answer(error)
+                    finally:
+                        self.busy = False
                     batch = []
         except asyncio.CancelledError:
             # Stopped (close()). A socket holds its later acks back until its
@@ -333,16 +352,26 @@ class PushCoalescer:
         if self.waiting and (self.task is None or self.task.done()):
             self.task = asyncio.create_task(self._flush_later(), name="push-coalescer")
 
+    async def flush(self) -> None:
+        """Enqueue what waits now, without waiting for the window."""
+        message_ids, self.waiting = self.waiting, []
+        await self._enqueue(message_ids)
+
     async def _flush_later(self) -> None:
         # Ids added while a publish is under way go out with the next one.
         while self.waiting:
             await asyncio.sleep(self.window)
             message_ids, self.waiting = self.waiting, []
-            try:
-                # Celery's publish is blocking I/O: keep it off the event loop.
-                await sync_to_async(_enqueue_pushes, thread_sensitive=False)(message_ids)
-            except Exception:
-                logger.exception("could not enqueue pushes for %d messages", len(message_ids))
+            await self._enqueue(message_ids)
+
+    async def _enqueue(self, message_ids: list[int]) -> None:
+        if not message_ids:
+            return  # flushed meanwhile
+        try:
+            # Celery's publish is blocking I/O: keep it off the event loop.
+            await sync_to_async(_enqueue_pushes, thread_sensitive=False)(message_ids)
+        except Exception:
+            logger.exception("could not enqueue pushes for %d messages", len(message_ids))
 
 
 def _enqueue_pushes(message_ids: list[int]) -> None:
@@ -386,5 +415,23 @@ def send_queue() -> SendQueue:
             max_waiting=settings.CHAT_SEND_QUEUE_MAX,
             max_batch=settings.CHAT_SEND_BATCH_MAX,
             lanes=settings.CHAT_SEND_CONNECTIONS,
+            push_window=settings.CHAT_PUSH_WINDOW,
         )
+        _finish_before_shutdown(queue)
     return queue
+
+
+def _finish_before_shutdown(queue: SendQueue) -> None:
+    """daphne stops its Twisted reactor on SIGTERM or SIGINT (a deploy, a
+    restart). Twisted waits for the Deferreds of "before shutdown" triggers
+    while the event loop still runs, so the queue can finish there; without
+    it the pushes of the last tenth of a second were lost with the process."""
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None:
+        return  # not under daphne (tests driving the app in-process)
+    from twisted.internet.defer import Deferred
+
+    loop = asyncio.get_running_loop()
+    reactor.addSystemEventTrigger(
+        "before", "shutdown", lambda: Deferred.fromFuture(loop.create_task(queue.finish()))
+    )

@@ -672,12 +672,10 @@ async def private_queue(request, monkeypatch):
     its own (the process's layer stays unbound to this test's event loop),
     with pushes held back; stopped and closed after the test. Parametrize
     it indirectly to pass other SendQueue arguments."""
-    from messaging import send_queue as module
-
     layer = ChatChannelLayer(settings.REDIS_URL, prefix=f"{settings.REDIS_PREFIX}:queue")
     monkeypatch.setattr("chatproject.realtime.get_channel_layer", lambda: layer)
-    monkeypatch.setattr(module, "PUSH_WINDOW", 3600.0)
-    queue = SendQueue(**{"max_waiting": 10, "max_batch": 10, **getattr(request, "param", {})})
+    params = {"max_waiting": 10, "max_batch": 10, "push_window": 3600.0}
+    queue = SendQueue(**{**params, **getattr(request, "param", {})})
     yield queue, layer
     await queue.close()
     await layer.close()

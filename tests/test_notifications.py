@@ -184,3 +184,29 @@ def test_messages_sent_over_the_socket_are_pushed_once_each(
     pushed = sorted(int(m["message"]["data"]["message_id"]) for m in fcm.sent)
     assert pushed == sorted(a["message"]["id"] for a in acks)
     assert [m["message"]["token"] for m in fcm.sent] == ["bob-phone"] * 3
+
+
+def test_pushes_still_waiting_go_out_when_the_chat_server_is_stopped(
+    celery_worker, fcm, daphne_factory, alice, bob
+):
+    """A socket send's push waits for its window to be enqueued with others
+    (CHAT_PUSH_WINDOW). A chat server stopped meanwhile (SIGTERM, as a deploy
+    stops it) enqueues it before it exits, instead of losing it."""
+    server = daphne_factory(CHAT_PUSH_WINDOW="60")
+    register(bob, "bob-phone")
+    conversation = direct(alice, bob)
+    with open_socket(server.ws_url, token=alice.token) as phone:
+        phone.send({"type": "hello", "cursor": None})
+        phone.expect("ready")
+        phone.send(
+            {"type": "send", "conversation_id": conversation, "client_msg_id": "s1", "text": "bye"}
+        )
+        ack = phone.expect("ack", client_msg_id="s1")
+    time.sleep(1.0)
+    assert fcm.sent == []  # still waiting for its window
+
+    server.stop()
+    assert server.process.returncode is not None
+    wait_until(lambda: len(fcm.sent) >= 1)
+    time.sleep(0.5)
+    assert [int(m["message"]["data"]["message_id"]) for m in fcm.sent] == [ack["message"]["id"]]
