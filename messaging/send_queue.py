@@ -27,6 +27,7 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,16 +124,20 @@ class SendQueue:
                 await lane.connection.close()
 
     async def finish(self, timeout: float = 5.0) -> None:
-        """The server is stopping: let the lanes store what they hold (for
-        up to `timeout` seconds), then enqueue the pushes still waiting for
-        their window instead of losing them with the process."""
+        """The server is stopping: from now on pushes are enqueued at once;
+        let the lanes store and deliver what they hold, and the pushes
+        waiting for their window be enqueued, for up to `timeout` seconds,
+        instead of losing them with the process."""
+        self.pushes.hurry()
         try:
             async with asyncio.timeout(timeout):
                 while any(lane.busy or lane.waiting for lane in self.lanes):
                     await asyncio.sleep(0.01)
+                if self.publishing:
+                    await asyncio.wait(list(self.publishing))
+                await self.pushes.flushed()
         except TimeoutError:
-            logger.warning("stopping with sends still being stored")
-        await self.pushes.flush()
+            logger.warning("stopped before every send was stored, delivered and pushed")
 
     def deliver(
         self, stored: Sequence[Stored], outgoing: Outgoing | None
@@ -346,27 +351,34 @@ class PushCoalescer:
         self.window = window
         self.waiting: list[int] = []
         self.task: asyncio.Task[None] | None = None
+        # Set when the server is stopping: no more waiting for the window.
+        self.hurried = asyncio.Event()
 
     def add(self, message_ids: Iterable[int]) -> None:
         self.waiting.extend(message_ids)
         if self.waiting and (self.task is None or self.task.done()):
             self.task = asyncio.create_task(self._flush_later(), name="push-coalescer")
 
-    async def flush(self) -> None:
-        """Enqueue what waits now, without waiting for the window."""
-        message_ids, self.waiting = self.waiting, []
-        await self._enqueue(message_ids)
+    def hurry(self) -> None:
+        """Enqueue what waits, and from now on what comes, at once."""
+        self.hurried.set()
+
+    async def flushed(self) -> None:
+        """Wait until nothing waits to be enqueued."""
+        while self.task is not None and not self.task.done():
+            await asyncio.wait([self.task])
 
     async def _flush_later(self) -> None:
         # Ids added while a publish is under way go out with the next one.
         while self.waiting:
-            await asyncio.sleep(self.window)
+            if not self.hurried.is_set():
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(self.window):
+                        await self.hurried.wait()
             message_ids, self.waiting = self.waiting, []
             await self._enqueue(message_ids)
 
     async def _enqueue(self, message_ids: list[int]) -> None:
-        if not message_ids:
-            return  # flushed meanwhile
         try:
             # Celery's publish is blocking I/O: keep it off the event loop.
             await sync_to_async(_enqueue_pushes, thread_sensitive=False)(message_ids)
@@ -426,12 +438,16 @@ def _finish_before_shutdown(queue: SendQueue) -> None:
     restart). Twisted waits for the Deferreds of "before shutdown" triggers
     while the event loop still runs, so the queue can finish there; without
     it the pushes of the last tenth of a second were lost with the process."""
+    # daphne, an installed app, installs the reactor in every Django process;
+    # it runs, on this loop, only in daphne's server.
     reactor = sys.modules.get("twisted.internet.reactor")
-    if reactor is None:
-        return  # not under daphne (tests driving the app in-process)
+    loop = asyncio.get_running_loop()
+    if not getattr(reactor, "running", False) or (
+        getattr(reactor, "_asyncioEventloop", None) is not loop
+    ):
+        return
     from twisted.internet.defer import Deferred
 
-    loop = asyncio.get_running_loop()
     reactor.addSystemEventTrigger(
         "before", "shutdown", lambda: Deferred.fromFuture(loop.create_task(queue.finish()))
     )

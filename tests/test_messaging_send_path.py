@@ -820,3 +820,25 @@ async def test_a_stalled_publish_stops_the_queue_past_four_pending_and_keeps_bat
     tasks = [task for _, task in calls]
     assert [previous for previous, _ in calls[:-1]] == [None, *tasks[:-2]]
     assert calls[-1][0] in (None, tasks[-2])
+
+
+async def test_a_stopping_server_enqueues_waiting_pushes_and_later_ones_at_once(monkeypatch):
+    """Pushes wait for their window to be enqueued together; once the server
+    is stopping (`hurry`) what waits goes out at once, and so does whatever
+    a batch finishing later adds, instead of waiting out a window the
+    process will not live to see."""
+    from messaging import send_queue as module
+
+    enqueued: list[list[int]] = []
+    monkeypatch.setattr(module, "_enqueue_pushes", enqueued.append)
+    pushes = module.PushCoalescer(window=3600.0)
+    pushes.add([1, 2])
+    await asyncio.sleep(0.2)
+    assert enqueued == []  # waiting for the window
+
+    pushes.hurry()
+    await asyncio.wait_for(pushes.flushed(), 5)
+    assert enqueued == [[1, 2]]
+    pushes.add([3])
+    await asyncio.wait_for(pushes.flushed(), 5)
+    assert enqueued == [[1, 2], [3]]

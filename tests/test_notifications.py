@@ -206,7 +206,7 @@ def test_pushes_still_waiting_go_out_when_the_chat_server_is_stopped(
     assert fcm.sent == []  # still waiting for its window
 
     server.stop()
-    assert server.process.returncode is not None
+    assert server.process.returncode == 0  # it stopped by itself, not killed
     wait_until(lambda: len(fcm.sent) >= 1)
     time.sleep(0.5)
     assert [int(m["message"]["data"]["message_id"]) for m in fcm.sent] == [ack["message"]["id"]]
