@@ -82,7 +82,7 @@ class _Waiting:
 
 class SendQueue:
     def __init__(
-        self, *, max_waiting: int, max_batch: int, lanes: int = 1, push_window: float = 0.1
+        self, *, max_waiting: int, max_batch: int, push_window: float, lanes: int = 1
     ) -> None:
         self.max_batch = max_batch
         self.pushes = PushCoalescer(push_window)

@@ -719,10 +719,7 @@ async def test_a_lane_stuck_on_a_lock_fills_only_its_share_and_a_stop_answers_it
     other = await sync_to_async(direct)(alice, charlie)
     while other % 2 == stuck % 2:  # the lane is the conversation id modulo 2
         other = await sync_to_async(group)(alice, charlie)
-    async with await psycopg.AsyncConnection.connect(_pg_url()) as blocker:
-        await blocker.execute(
-            "SELECT 1 FROM messaging_conversation WHERE id = %s FOR UPDATE", [stuck]
-        )
+    with conversation_locked(stuck):
         held = [queue.submit(Send(stuck, alice.id, "s0", "zero"))]
         await asyncio.sleep(0.5)  # taken: its call waits on the lock
         held += [queue.submit(Send(stuck, alice.id, f"s{n}", "more")) for n in (1, 2)]
@@ -734,7 +731,6 @@ async def test_a_lane_stuck_on_a_lock_fills_only_its_share_and_a_stop_answers_it
         assert not any(f.done() for f in held)
         await queue.close()
         assert [type(f.exception()) for f in held] == [Unknown] * 3
-        await blocker.rollback()
 
 
 async def test_the_orm_send_path_gives_the_same_message_text(alice, bob, monkeypatch):
