@@ -15,10 +15,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.ws_auth import WebSocketAuthMiddleware  # noqa: E402
 from chatproject import autobahn_logs, write_through  # noqa: E402
+from messaging import chat_servers  # noqa: E402
 from messaging.routing import websocket_urlpatterns  # noqa: E402
 
 write_through.install()
 autobahn_logs.install()
+chat_servers.install()
 
 chat_sockets = URLRouter(websocket_urlpatterns)
 

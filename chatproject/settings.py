@@ -46,6 +46,9 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Set (e.g. ".example.com") when the web pages and the chat servers are on
+# different hosts: the browser's socket authenticates with the session cookie.
+SESSION_COOKIE_DOMAIN = env_str("SESSION_COOKIE_DOMAIN") or None
 
 INSTALLED_APPS = [
     # daphne first: it replaces runserver with the ASGI server.
@@ -252,6 +255,8 @@ SPECTACULAR_SETTINGS = {
 CHAT_MAX_GROUP_MEMBERS = env_int("CHAT_MAX_GROUP_MEMBERS", 100)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 100_000)
 CHAT_PUBLIC_WS_URL = env_str("CHAT_PUBLIC_WS_URL")
+# Seconds a chat server stays discoverable after its last renewal (messaging.chat_servers).
+CHAT_SERVER_TTL = env_float("CHAT_SERVER_TTL", 15.0)
 # Frames per second per socket (sustained, burst).
 CHAT_SOCKET_RATE = env_float("CHAT_SOCKET_RATE", 20.0)
 CHAT_SOCKET_BURST = env_float("CHAT_SOCKET_BURST", 60.0)

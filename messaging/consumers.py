@@ -22,7 +22,7 @@ from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid
 from chatproject.converters import BIGINT_MAX
 from chatproject.errors import ChatError, InvalidInput, NotFound
 from chatproject.realtime import collecting_sends, send_many, user_group
-from messaging import wire
+from messaging import chat_servers, wire
 from messaging.inbox import head_if_credentials_valid, inbox_head, inbox_read_text
 from messaging.selectors import message_wire
 from messaging.send_queue import send_queue
@@ -187,6 +187,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.channel_layer = layer
         self.channel_name = await layer.new_channel(mailbox=mailbox)
         self.base_send = send
+        chat_servers.socket_opened()
         try:
             while True:
                 await self.dispatch(await receive())
@@ -200,6 +201,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             finally:
                 layer.forget(self.channel_name)
                 socket_closed()
+                chat_servers.socket_closed()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' own dispatch first runs close_old_connections on the

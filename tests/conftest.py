@@ -96,8 +96,10 @@ def daphne_factory(server_env: dict[str, str], server_log_dir: Path) -> Iterator
     """Start extra daphne processes (chat servers); all stopped at the end."""
     started: list[DaphneServer] = []
 
-    def start(*, healthy: bool = True, **extra_env: str) -> DaphneServer:
-        server = start_daphne({**server_env, **extra_env}, server_log_dir, healthy=healthy)
+    def start(*, healthy: bool = True, advertise: bool = False, **extra_env: str) -> DaphneServer:
+        server = start_daphne(
+            {**server_env, **extra_env}, server_log_dir, healthy=healthy, advertise=advertise
+        )
         started.append(server)
         return server
 

@@ -160,5 +160,7 @@ class SendOut(serializers.Serializer):
 
 
 class ChatServerOut(serializers.Serializer):
-    url = serializers.CharField(help_text="WebSocket URL to open")
+    url = serializers.CharField(
+        help_text="WebSocket URL to open: the chat server with the fewest open sockets"
+    )
     heartbeat_interval = serializers.FloatField()

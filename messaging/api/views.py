@@ -9,7 +9,7 @@ from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from chatproject.api_errors import error_responses
-from messaging import selectors, services, wire
+from messaging import chat_servers, selectors, services, wire
 from messaging.api import serializers as s
 from messaging.models import Conversation
 
@@ -191,7 +191,7 @@ class SyncView(APIView):
 class ChatServerView(APIView):
     @extend_schema(responses={200: s.ChatServerOut, **error_responses(401, 429)})
     def get(self, request: Request) -> Response:
-        url = settings.CHAT_PUBLIC_WS_URL
+        url = chat_servers.pick() or settings.CHAT_PUBLIC_WS_URL
         if not url:
             scheme = "wss" if request.is_secure() else "ws"
             url = f"{scheme}://{request.get_host()}/ws/chat/"

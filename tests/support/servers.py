@@ -80,9 +80,17 @@ def wait_listening(port: int, timeout: float = 30) -> None:
 
 
 def start_daphne(
-    env: dict[str, str], log_dir: Path, name: str = "daphne", *, healthy: bool = True
+    env: dict[str, str],
+    log_dir: Path,
+    name: str = "daphne",
+    *,
+    healthy: bool = True,
+    advertise: bool = False,
 ) -> DaphneServer:
+    """`advertise`: the server registers its own address for discovery."""
     port = free_port()
+    if advertise:
+        env = {**env, "CHAT_PUBLIC_WS_URL": f"ws://127.0.0.1:{port}/ws/chat/"}
     log_path = log_dir / f"{name}-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
