@@ -7,8 +7,9 @@ Celery's command line), about 4 us per frame read or sent, three frames per
 chat message (the send, its ack, the delivery): ~4% of the event loop's busy
 time at 3,000 msg/s (docs/benchmarks.md, "Session 13").
 
-The two modules that do this per frame get plain formatters instead: the
-same text without colours, for a few hundred nanoseconds. Autobahn's other
+The two modules that do this per frame get plain formatters instead, for a
+few hundred nanoseconds: no colours, and a method is named by its class and
+name without its module (the lines are for debugging only). Autobahn's other
 modules (handshake, connection lost) keep theirs; they run once per socket.
 """
 

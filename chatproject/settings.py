@@ -256,7 +256,8 @@ CHAT_MAX_GROUP_MEMBERS = env_int("CHAT_MAX_GROUP_MEMBERS", 100)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 100_000)
 CHAT_PUBLIC_WS_URL = env_str("CHAT_PUBLIC_WS_URL")
 # Seconds a chat server stays discoverable after its last renewal (messaging.chat_servers).
-CHAT_SERVER_TTL = env_float("CHAT_SERVER_TTL", 15.0)
+# At least 1 s: it is renewed every third of it.
+CHAT_SERVER_TTL = max(1.0, env_float("CHAT_SERVER_TTL", 15.0))
 # Frames per second per socket (sustained, burst).
 CHAT_SOCKET_RATE = env_float("CHAT_SOCKET_RATE", 20.0)
 CHAT_SOCKET_BURST = env_float("CHAT_SOCKET_BURST", 60.0)

@@ -12,18 +12,21 @@ between a server's renewals its count is seconds old, and a burst of clients
 (every client of a server that died, reconnecting) would otherwise all be
 sent to the same one. The server's next renewal replaces the estimate with
 its own count. With no server registered (one process serving everything,
-the embedded default) the answer is this process's address, as before.
+the embedded default), or when the registry cannot be read, the answer is
+this process's address, as before.
 
 The script builds its keys from a prefix: one Redis, not a Redis Cluster.
 """
 
 import asyncio
+import contextlib
 import logging
 import sys
 
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
+from redis.commands.core import Script
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ if best then redis.call('INCR', ARGV[1] .. best) end
 return best
 """
 
-_clients: dict[str, redis.Redis] = {}
+_scripts: dict[str, Script] = {}
 
 
 def pick() -> str | None:
@@ -77,13 +80,12 @@ def pick() -> str | None:
     url = settings.REDIS_URL
     if not url:
         return None
-    client = _clients.get(url)
-    if client is None:
-        client = _clients[url] = redis.Redis.from_url(
-            url, socket_timeout=2, socket_connect_timeout=2
-        )
+    script = _scripts.get(url)
+    if script is None:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        script = _scripts[url] = client.register_script(_PICK)
     try:
-        best = client.eval(_PICK, 1, _servers_key(), _load_prefix())
+        best = script(keys=[_servers_key()], args=[_load_prefix()])
     except redis.RedisError:
         logger.warning("chat server discovery: Redis unavailable, answering this server")
         return None
@@ -103,13 +105,17 @@ async def _register(client: aredis.Redis, address: str, ttl: float) -> None:
         await asyncio.sleep(ttl / 3)
 
 
-async def _deregister(client: aredis.Redis, address: str, task: asyncio.Task) -> None:
+async def _deregister(client: aredis.Redis, address: str, task: "asyncio.Task[None]") -> None:
     task.cancel()
     try:
-        async with asyncio.timeout(2), client.pipeline(transaction=True) as pipe:
-            pipe.delete(_load_prefix() + address)
-            pipe.srem(_servers_key(), address)
-            await pipe.execute()
+        async with asyncio.timeout(2):
+            # A renewal under way must not land after the delete.
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.delete(_load_prefix() + address)
+                pipe.srem(_servers_key(), address)
+                await pipe.execute()
     except Exception:
         logger.exception("deregistering this chat server failed; it expires instead")
     finally:
@@ -117,10 +123,12 @@ async def _deregister(client: aredis.Redis, address: str, task: asyncio.Task) ->
 
 
 def install() -> None:
-    """Register this process while daphne's reactor runs it (chatproject.asgi).
+    """Register this process once daphne's reactor runs (chatproject.asgi).
 
-    Only daphne's server runs the reactor, so other processes that load the
-    application (tests, management commands) register nothing."""
+    daphne, an installed app, installs its asyncio reactor in every Django
+    process, but only daphne's server (and runserver, which is daphne) runs
+    it: elsewhere (tests, Celery, management commands) the callback never
+    fires. Under another ASGI server nothing registers."""
     address = settings.CHAT_PUBLIC_WS_URL
     reactor = sys.modules.get("twisted.internet.reactor")
     if not (address and settings.REDIS_URL and reactor is not None):
@@ -131,7 +139,8 @@ def install() -> None:
 
         loop = getattr(reactor, "_asyncioEventloop", None)
         if loop is None:
-            return  # not the asyncio reactor: not daphne's server
+            logger.warning("CHAT_PUBLIC_WS_URL is set but the reactor is not asyncio's")
+            return
         client = aredis.Redis.from_url(settings.REDIS_URL)
         task = loop.create_task(_register(client, address, settings.CHAT_SERVER_TTL))
         # Stopped: new clients go elsewhere at once, not after the TTL.

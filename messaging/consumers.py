@@ -196,12 +196,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         finally:
             # However the consumer ends (an error in connect, a cancelled
             # task), it leaves its group and its device goes offline.
+            chat_servers.socket_closed()
             try:
                 await asyncio.shield(self.leave())
             finally:
                 layer.forget(self.channel_name)
                 socket_closed()
-                chat_servers.socket_closed()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' own dispatch first runs close_old_connections on the
