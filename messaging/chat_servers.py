@@ -21,12 +21,13 @@ The script builds its keys from a prefix: one Redis, not a Redis Cluster.
 import asyncio
 import contextlib
 import logging
-import sys
 
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
 from redis.commands.core import Script
+
+from chatproject import daphne_reactor
 
 logger = logging.getLogger(__name__)
 
@@ -124,30 +125,20 @@ async def _deregister(client: aredis.Redis, address: str, task: "asyncio.Task[No
 
 def install() -> None:
     """Register this process once daphne's reactor runs (chatproject.asgi).
-
-    daphne, an installed app, installs its asyncio reactor in every Django
-    process, but only daphne's server (and runserver, which is daphne) runs
-    it: elsewhere (tests, Celery, management commands) the callback never
-    fires. Under another ASGI server nothing registers."""
+    Under another ASGI server, or outside daphne's server, nothing registers."""
     address = settings.CHAT_PUBLIC_WS_URL
-    reactor = sys.modules.get("twisted.internet.reactor")
-    if not (address and settings.REDIS_URL and reactor is not None):
+    installed = daphne_reactor.reactor()
+    if not (address and settings.REDIS_URL and installed is not None):
         return
 
     def start() -> None:
-        from twisted.internet.defer import Deferred
-
-        loop = getattr(reactor, "_asyncioEventloop", None)
+        loop = getattr(installed, "_asyncioEventloop", None)
         if loop is None:
             logger.warning("CHAT_PUBLIC_WS_URL is set but the reactor is not asyncio's")
             return
         client = aredis.Redis.from_url(settings.REDIS_URL)
         task = loop.create_task(_register(client, address, settings.CHAT_SERVER_TTL))
         # Stopped: new clients go elsewhere at once, not after the TTL.
-        reactor.addSystemEventTrigger(
-            "before",
-            "shutdown",
-            lambda: Deferred.fromFuture(loop.create_task(_deregister(client, address, task))),
-        )
+        daphne_reactor.before_shutdown(installed, loop, lambda: _deregister(client, address, task))
 
-    reactor.callWhenRunning(start)
+    installed.callWhenRunning(start)

@@ -24,7 +24,6 @@ same.
 
 import asyncio
 import logging
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
@@ -37,6 +36,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from chatproject import daphne_reactor
 from chatproject.errors import ChatError
 from chatproject.realtime import Outgoing, collecting_sends, send_many, send_many_in_turn
 from messaging import send_store, wire
@@ -434,20 +434,10 @@ def send_queue() -> SendQueue:
 
 
 def _finish_before_shutdown(queue: SendQueue) -> None:
-    """daphne stops its Twisted reactor on SIGTERM or SIGINT (a deploy, a
-    restart). Twisted waits for the Deferreds of "before shutdown" triggers
-    while the event loop still runs, so the queue can finish there; without
-    it the pushes of the last tenth of a second were lost with the process."""
-    # daphne, an installed app, installs the reactor in every Django process;
-    # it runs, on this loop, only in daphne's server.
-    reactor = sys.modules.get("twisted.internet.reactor")
+    """daphne stops on SIGTERM or SIGINT (a deploy, a restart): the queue
+    finishes first; without it the pushes of the last tenth of a second were
+    lost with the process."""
     loop = asyncio.get_running_loop()
-    if not getattr(reactor, "running", False) or (
-        getattr(reactor, "_asyncioEventloop", None) is not loop
-    ):
-        return
-    from twisted.internet.defer import Deferred
-
-    reactor.addSystemEventTrigger(
-        "before", "shutdown", lambda: Deferred.fromFuture(loop.create_task(queue.finish()))
-    )
+    installed = daphne_reactor.runs(loop)
+    if installed is not None:
+        daphne_reactor.before_shutdown(installed, loop, queue.finish)
