@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import close_old_connections, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,29 @@ def collecting_sends(fn: Callable[[], T]) -> tuple[T, Outgoing]:
         return fn(), collected
     finally:
         _collected.reset(token)
+
+
+async def write_in_thread(fn: Callable[[], T]) -> tuple[T, Outgoing]:
+    """Run a write service in a pool thread with its own pooled connection;
+    return its result and what it would have sent after commit, for the
+    caller to send from the event loop.
+
+    Reads go through the process's one shared ORM thread (database_sync_to_async);
+    writes would queue behind each other there and each would also hold it while
+    its deliveries went out. In pool threads, transactions of different sockets
+    overlap their waits on the database (and PostgreSQL's group commit), and the
+    lock order in the services (conversation row, then inbox rows by user id)
+    keeps them deadlock-free.
+    """
+
+    def call() -> tuple[T, Outgoing]:
+        close_old_connections()
+        try:
+            return collecting_sends(fn)
+        finally:
+            close_old_connections()
+
+    return await sync_to_async(call, thread_sensitive=False)()
 
 
 def send_to_users_on_commit(user_ids: Iterable[int], message: dict[str, Any]) -> None:

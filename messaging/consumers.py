@@ -6,22 +6,20 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections
 
 from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid
 from chatproject.converters import BIGINT_MAX
 from chatproject.errors import ChatError, InvalidInput, NotFound
-from chatproject.realtime import collecting_sends, send_many, user_group
+from chatproject.realtime import send_many, user_group, write_in_thread
 from messaging import chat_servers, wire
 from messaging.inbox import head_if_credentials_valid, inbox_head, inbox_read_text
 from messaging.selectors import message_wire
@@ -53,29 +51,6 @@ JOIN_TIMEOUT = 3.0
 SENDS_IN_FLIGHT_MAX = 16
 
 db = database_sync_to_async
-
-
-async def write(fn: Callable[..., Any], **kwargs: Any) -> Any:
-    """Run a write service in a pool thread with its own pooled connection and
-    send what it committed from the event loop.
-
-    Reads go through the process's one shared ORM thread (database_sync_to_async);
-    writes would queue behind each other there and each would also hold it while
-    its deliveries went out. In pool threads, transactions of different sockets
-    overlap their waits on PostgreSQL (and its group commit), and the lock order
-    in the services (conversation row, then inbox rows by user id) keeps them
-    deadlock-free.
-    """
-
-    def call() -> tuple[Any, list]:
-        close_old_connections()
-        try:
-            return collecting_sends(lambda: fn(**kwargs))
-        finally:
-            close_old_connections()
-
-    result, outgoing = await sync_to_async(call, thread_sensitive=False)()
-    return result, outgoing
 
 
 def _int_field(frame: dict[str, Any], name: str, *, optional: bool = False) -> int | None:
@@ -208,7 +183,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # process's one ORM thread, for every frame and every event: a thread
         # hop each (~10% of the server's CPU in the profile), and deliveries
         # queued behind other sockets' reads. Our database work goes through
-        # `db()` and `write()`, which close old connections themselves.
+        # `db()` and `write_in_thread()`, which close old connections themselves.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -422,8 +397,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_read(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation_id")
         seq = _int_field(frame, "seq")
-        _, outgoing = await write(
-            conversation_mark_read, user_id=self.user_id, conversation_id=conversation_id, seq=seq
+        _, outgoing = await write_in_thread(
+            lambda: conversation_mark_read(
+                user_id=self.user_id, conversation_id=conversation_id, seq=seq
+            )
         )
         await send_many(outgoing)
 

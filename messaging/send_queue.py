@@ -33,12 +33,12 @@ from typing import Any
 import psycopg
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
 from django.utils import timezone
 
 from chatproject import daphne_reactor
 from chatproject.errors import ChatError
-from chatproject.realtime import Outgoing, collecting_sends, send_many, send_many_in_turn
+from chatproject.realtime import Outgoing, send_many, send_many_in_turn, write_in_thread
 from messaging import send_store, wire
 from messaging.send_store import Send, Stored
 from messaging.services import message_send_orm
@@ -393,26 +393,19 @@ def _enqueue_pushes(message_ids: list[int]) -> None:
 
 
 async def _store_orm(sends: Sequence[Send]) -> tuple[list[Stored], Outgoing]:
-    def store_all() -> tuple[list[Stored], Outgoing]:
-        close_old_connections()
-        stored: list[Stored] = []
-        outgoing: Outgoing = []
+    stored: list[Stored] = []
+    outgoing: Outgoing = []
+    for send in sends:
         try:
-            for send in sends:
-                try:
-                    result, sent = collecting_sends(lambda send=send: message_send_orm(send))
-                except ChatError:
-                    stored.append(Stored("not_found", None))
-                    continue
-                status = "created" if result.created else "duplicate"
-                message = wire.message_json(wire.message_dict(result.message))
-                stored.append(Stored(status, result.message.pk, message))
-                outgoing.extend(sent)
-        finally:
-            close_old_connections()
-        return stored, outgoing
-
-    return await sync_to_async(store_all, thread_sensitive=False)()
+            result, sent = await write_in_thread(lambda send=send: message_send_orm(send))
+        except ChatError:
+            stored.append(Stored("not_found", None))
+            continue
+        status = "created" if result.created else "duplicate"
+        message = wire.message_json(wire.message_dict(result.message))
+        stored.append(Stored(status, result.message.pk, message))
+        outgoing.extend(sent)
+    return stored, outgoing
 
 
 _queues: dict[asyncio.AbstractEventLoop, SendQueue] = {}
