@@ -111,7 +111,7 @@ def collecting_sends(fn: Callable[[], T]) -> tuple[T, Outgoing]:
 
 
 async def write_in_thread(fn: Callable[[], T]) -> tuple[T, Outgoing]:
-    """Run a write service in a pool thread with its own pooled connection;
+    """Run a write service in a pool thread with its own connection;
     return its result and what it would have sent after commit, for the
     caller to send from the event loop.
 

@@ -393,6 +393,8 @@ def _enqueue_pushes(message_ids: list[int]) -> None:
 
 
 async def _store_orm(sends: Sequence[Send]) -> tuple[list[Stored], Outgoing]:
+    # One write per send, each its own transaction (SQLite has one writer at
+    # a time anyway): a refused send does not undo the others.
     stored: list[Stored] = []
     outgoing: Outgoing = []
     for send in sends:

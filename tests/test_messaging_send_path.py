@@ -736,11 +736,9 @@ async def test_a_lane_stuck_on_a_lock_fills_only_its_share_and_a_stop_answers_it
 async def test_the_orm_send_path_gives_the_same_message_text(alice, bob, monkeypatch):
     """SQLite's path (the embedded default) answers with the message as JSON
     text too, in the wire shape, for the same frames."""
-    from messaging import send_queue as module
-
-    # Its worker thread keeps its connection open for the next batch; here it
+    # Its worker thread keeps its connection open for the next write; here it
     # closes it, so the test database can be dropped after the run.
-    monkeypatch.setattr(module, "close_old_connections", connections.close_all)
+    monkeypatch.setattr("chatproject.realtime.close_old_connections", connections.close_all)
     conversation = await sync_to_async(direct)(alice, bob)
     (stored,), outgoing = await _store_orm([Send(conversation, alice.id, "o1", "hi")])
 
