@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from django.views.generic import FormView, UpdateView
 from knox.models import AuthToken
 
-from accounts import services
+from accounts import login_guard, services
 from accounts.forms import ProfileForm, RevokingPasswordChangeForm, SignupForm
 from accounts.models import User
 from accounts.throttles import auth_attempt_wait
@@ -59,23 +59,36 @@ def app(request: HttpRequest) -> HttpResponse:
     return render(request, "app.html", {"boot": boot, "import_map": mark_safe(import_map_json)})  # noqa: S308
 
 
-class _ThrottledPost:
-    """Counts each POST against the same per-address limit as the REST log-in."""
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        wait = auth_attempt_wait(request)
-        if wait is not None:
-            response = render(request, "registration/throttled.html", {"wait": wait}, status=429)
-            response["Retry-After"] = str(wait)
-            return response
-        return super().post(request, *args, **kwargs)
+def _throttled_page(request: HttpRequest, wait: int, account: bool = False) -> HttpResponse:
+    context = {"wait": wait, "account": account}
+    response = render(request, "registration/throttled.html", context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
-class LoginView(_ThrottledPost, auth_views.LoginView):
+def refuse_login(request: HttpRequest) -> HttpResponse | None:
+    """For log-in pages (ours and the admin's): the 429 page when this POST
+    may not try, else None. The per-address counter is the REST log-in's, so
+    a guesser gains nothing by switching between the page and the API."""
+    if request.method != "POST":
+        return None
+    wait = auth_attempt_wait(request)
+    if wait is not None:
+        return _throttled_page(request, wait)
+    username = request.POST.get("username")
+    if username and (wait := login_guard.wait(User.normalize_username(username))) is not None:
+        return _throttled_page(request, wait, account=True)
+    return None
+
+
+class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return refuse_login(request) or super().post(request, *args, **kwargs)
 
-class SignupView(_ThrottledPost, FormView):
+
+class SignupView(FormView):
     template_name = "registration/signup.html"
     form_class = SignupForm
     success_url = reverse_lazy("app")
@@ -84,6 +97,13 @@ class SignupView(_ThrottledPost, FormView):
         if request.user.is_authenticated:
             return redirect("app")
         return super().get(request, *args, **kwargs)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # The same per-address counter as log-ins: each sign-up is an attempt.
+        wait = auth_attempt_wait(request)
+        if wait is not None:
+            return _throttled_page(request, wait)
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form: SignupForm) -> HttpResponse:
         user = form.save()

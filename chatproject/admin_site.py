@@ -1,4 +1,5 @@
-"""The admin site: Django's, except that a staff member changing their own
+"""The admin site: Django's, except that its log-in is limited like ours
+(per address and per account), and a staff member changing their own
 password there signs out their apps like everywhere else."""
 
 from typing import Any
@@ -11,6 +12,13 @@ from django.http import HttpRequest, HttpResponse
 class ChatAdminSite(AdminSite):
     site_header = "Chat moderation"
     site_title = "Chat moderation"
+
+    def login(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        from accounts.views import refuse_login
+
+        return refuse_login(request) or super().login(request, extra_context)
 
     def password_change(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

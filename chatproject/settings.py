@@ -225,6 +225,9 @@ REST_FRAMEWORK = {
     # the client-supplied header as the address, and a forged one dodges throttling.
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
+# Failed log-ins per account from all addresses together, then none until
+# the window ends (accounts.login_guard).
+THROTTLE_LOGIN_FAILURES = env_rate("THROTTLE_LOGIN_FAILURES", "10/hour")
 # Knox's token model is swappable; naming it lets other models point at it.
 KNOX_TOKEN_MODEL = "knox.AuthToken"
 _token_ttl_hours = env_int("TOKEN_TTL_HOURS", 24 * 30)

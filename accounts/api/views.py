@@ -5,12 +5,13 @@ from typing import Any
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors, services
+from accounts import login_guard, selectors, services
 from accounts.api.pagination import UserCursorPagination
 from accounts.api.serializers import (
     DeviceRegisterInputSerializer,
@@ -88,6 +89,9 @@ class TokenView(_AuthEndpoint):
         data.is_valid(raise_exception=True)
         # Refuses deactivated users too (ModelBackend), with the same answer.
         username = User.normalize_username(data.validated_data["username"])
+        wait = login_guard.wait(username)
+        if wait is not None:
+            raise Throttled(wait, detail="Too many failed log-ins to this account.")
         user = authenticate(request, username=username, password=data.validated_data["password"])
         if user is None:
             raise InvalidCredentials()
