@@ -5,10 +5,10 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self) -> None:
-        from django.contrib.auth.signals import user_login_failed
+        from django.contrib.auth.signals import user_logged_in
 
         # Registers the OpenAPI extension describing bearer-token authentication.
         from accounts import schema  # noqa: F401
-        from accounts.login_guard import on_login_failed
+        from accounts.login_guard import on_logged_in
 
-        user_login_failed.connect(on_login_failed, dispatch_uid="accounts.login_guard")
+        user_logged_in.connect(on_logged_in, dispatch_uid="accounts.login_guard")

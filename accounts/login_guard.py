@@ -1,16 +1,20 @@
-"""Failed log-ins counted per account, from every address together.
+"""Log-in tries counted per account, from every address together.
 
 The per-address limit (accounts.throttles) slows one guesser down; many
-addresses guessing one account's password get past it. After
-THROTTLE_LOGIN_FAILURES failed log-ins to a username within the rate's
-window, every log-in to it is refused until that window ends, the right
-password too, on every way in (the API's token endpoint, the web page, the
-admin's page). Signed-in devices and sessions are not affected.
+addresses guessing one account's password get past it. Each way in (the API's
+token endpoint, the web page, the admin's page) takes one of the username's
+THROTTLE_LOGIN_FAILURES tries per window before it checks the password, and a
+log-in that succeeds gives its try back (`user_logged_in`). So what is counted
+is failures, plus tries still in flight: the check and the count are one step,
+and guesses sent in parallel cannot all pass a check made before any of them
+had failed (a password check takes a while on purpose). Past the limit every
+log-in to the username is refused until the window ends, the right password
+too. Signed-in devices and sessions are not affected.
 
-A failure is what Django's `authenticate()` reports (`user_login_failed`),
-so every way in is counted by the same code. The count is per username as
-typed (normalised, case-folded), whether or not the account exists: the
-answer tells nobody which usernames exist.
+The count is per username as the log-in matches it (NFKC, stripped, and
+lower-cased as the unique constraint on usernames is), whether or not the
+account exists: the answers tell nobody which usernames exist. It lives in
+the cache: Redis, shared by every process; without REDIS_URL, per process.
 
 The trade-off, as with every account lock: someone who knows a username can
 keep its owner from signing in anew, one window at a time.
@@ -29,44 +33,55 @@ _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _limit() -> tuple[int, int]:
-    """(failures allowed, window in seconds) from a rate like "10/hour"."""
+    """(tries allowed, window in seconds) from a rate like "10/hour"."""
     count, period = settings.THROTTLE_LOGIN_FAILURES.split("/")
     return int(count), _PERIODS[period[0]]
 
 
 def _keys(username: str) -> tuple[str, str]:
     # Hashed: a cache key of bounded length, whatever was typed.
-    name = unicodedata.normalize("NFKC", username).casefold()
+    name = unicodedata.normalize("NFKC", username).strip().lower()
     digest = hashlib.sha256(name.encode()).hexdigest()[:32]
     return f"login-failures:{digest}", f"login-failures-since:{digest}"
 
 
-def wait(username: str) -> int | None:
-    """Seconds until `username` may be tried again, or None when it may now."""
+def attempt(username: str) -> int | None:
+    """Take one of `username`'s tries: None when one was left (go on and check
+    the password), else the seconds until the window ends."""
     allowed, window = _limit()
     count_key, since_key = _keys(username)
-    found = cache.get_many([count_key, since_key])
-    if found.get(count_key, 0) < allowed:
-        return None
-    since = found.get(since_key, time.time())
-    return max(1, math.ceil(since + window - time.time()))
-
-
-def failed(username: str) -> None:
-    """Count a failed log-in (a fixed window, from the first failure)."""
-    _, window = _limit()
-    count_key, since_key = _keys(username)
+    # A fixed window, from the first try in it.
     cache.add(since_key, time.time(), timeout=window)
     cache.add(count_key, 0, timeout=window)
     try:
-        cache.incr(count_key)
+        taken = cache.incr(count_key)
     except ValueError:
-        # The window ended between the two calls: this failure opens the next.
+        # The window ended between the two calls: this try opens the next.
         cache.add(count_key, 1, timeout=window)
+        taken = 1
+    if taken == 1:
+        # Django's Redis incr() is EXISTS then INCR: a key that expired in
+        # between comes back without a timeout, and would never end.
+        cache.touch(count_key, window)
+    if taken <= allowed:
+        return None
+    since = cache.get(since_key, time.time())
+    return max(1, math.ceil(since + window - time.time()))
 
 
-def on_login_failed(sender: Any, credentials: dict[str, Any], **kwargs: Any) -> None:
-    """`user_login_failed` receiver (accounts.apps)."""
-    username = credentials.get("username")
-    if isinstance(username, str) and username:
-        failed(username)
+def succeeded(username: str) -> None:
+    """Give back the try a successful log-in took."""
+    count_key, _ = _keys(username)
+    try:
+        left = cache.decr(count_key)
+    except ValueError:
+        return  # its window has ended
+    if left < 0:
+        # A log-in that took no try (a sign-up), or a key that expired
+        # between decr()'s two calls.
+        cache.delete(count_key)
+
+
+def on_logged_in(sender: Any, user: Any, **kwargs: Any) -> None:
+    """`user_logged_in` receiver (accounts.apps)."""
+    succeeded(user.get_username())

@@ -66,17 +66,22 @@ def _throttled_page(request: HttpRequest, wait: int, account: bool = False) -> H
     return response
 
 
+def _address_limited(request: HttpRequest) -> HttpResponse | None:
+    wait = auth_attempt_wait(request)
+    return None if wait is None else _throttled_page(request, wait)
+
+
 def refuse_login(request: HttpRequest) -> HttpResponse | None:
     """For log-in pages (ours and the admin's): the 429 page when this POST
-    may not try, else None. The per-address counter is the REST log-in's, so
+    may not try, else None, having taken one of the account's tries
+    (accounts.login_guard). The per-address counter is the REST log-in's, so
     a guesser gains nothing by switching between the page and the API."""
     if request.method != "POST":
         return None
-    wait = auth_attempt_wait(request)
-    if wait is not None:
-        return _throttled_page(request, wait)
+    if refused := _address_limited(request):
+        return refused
     username = request.POST.get("username")
-    if username and (wait := login_guard.wait(User.normalize_username(username))) is not None:
+    if username and (wait := login_guard.attempt(username)) is not None:
         return _throttled_page(request, wait, account=True)
     return None
 
@@ -100,10 +105,7 @@ class SignupView(FormView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # The same per-address counter as log-ins: each sign-up is an attempt.
-        wait = auth_attempt_wait(request)
-        if wait is not None:
-            return _throttled_page(request, wait)
-        return super().post(request, *args, **kwargs)
+        return _address_limited(request) or super().post(request, *args, **kwargs)
 
     def form_valid(self, form: SignupForm) -> HttpResponse:
         user = form.save()
@@ -147,6 +149,11 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "accounts/password_change.html"
     form_class = RevokingPasswordChangeForm
     success_url = reverse_lazy("profile")
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Checking the current password is a guess, as at log-in (someone
+        # holding a stolen session cookie): the API's per-address limit.
+        return _address_limited(request) or super().post(request, *args, **kwargs)
 
     def form_valid(self, form: RevokingPasswordChangeForm) -> HttpResponse:
         response = super().form_valid(form)

@@ -1,4 +1,4 @@
-"""Failed log-ins are limited per account, from every address and every way in."""
+"""Log-in tries are limited per account, from every address and every way in."""
 
 import time
 
@@ -86,6 +86,61 @@ def test_web_admin_and_api_failures_count_together_and_each_is_refused(
 
 
 @pytest.mark.django_db
+def test_a_padded_or_recased_username_is_the_same_locked_account(client, alice, three_failures):
+    """The pages strip the username before checking the password: the lock must too."""
+    for octet in (50, 51, 52):
+        token_attempt(client, "alice", "wrong", octet)
+
+    web = client.post(
+        "/login/", {"username": "  alice ", "password": alice.password}, REMOTE_ADDR="192.0.2.53"
+    )
+    admin = client.post(
+        "/admin/login/", {"username": " ALICE", "password": "x"}, REMOTE_ADDR="192.0.2.54"
+    )
+    api = token_attempt(client, "Alice", alice.password, 55)
+
+    assert web.status_code == admin.status_code == 429
+    assert_error(api, 429, "throttled")
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_successful_log_ins_give_their_try_back(client, alice, three_failures):
+    """The owner signing in on many devices is never locked out by it."""
+    apps = [token_attempt(client, "alice", alice.password, 60).status_code for _ in range(4)]
+    web = client.post(
+        "/login/", {"username": "alice", "password": alice.password}, REMOTE_ADDR="192.0.2.61"
+    )
+    client.logout()
+    guesses = [token_attempt(client, "alice", "wrong", 62).status_code for _ in range(2)]
+    still_in = token_attempt(client, "alice", alice.password, 63).status_code
+    third_guess = token_attempt(client, "alice", "wrong", 64).status_code
+    locked = token_attempt(client, "alice", alice.password, 65).status_code
+
+    assert apps == [200, 200, 200, 200]
+    assert web.status_code == 302
+    assert guesses == [401, 401] and still_in == 200 and third_guess == 401
+    assert locked == 429
+    # An app's log-in is recorded like a page's (moderators see it in the admin).
+    alice.user.refresh_from_db()
+    assert alice.user.last_login is not None
+
+
+@pytest.mark.django_db
+def test_tries_still_in_flight_count(client, alice, three_failures):
+    """Guesses sent together cannot all pass a check made before any had failed:
+    each takes its try before its password is checked."""
+    in_flight = [login_guard.attempt("alice") for _ in range(2)]  # two slow guesses
+
+    third = token_attempt(client, "alice", "wrong", 70)
+    fourth = token_attempt(client, "alice", alice.password, 71)
+
+    assert in_flight == [None, None]
+    assert third.status_code == 401
+    assert_error(fourth, 429, "throttled")
+
+
+@pytest.mark.django_db
 def test_the_lock_ends_with_its_window(client, alice, settings):
     settings.THROTTLE_LOGIN_FAILURES = "2/s"
     cache.delete_many(list(login_guard._keys("alice")))
@@ -115,3 +170,28 @@ def test_the_admin_log_in_page_is_limited_per_address_too(client, settings):
     ]
 
     assert answers == [200, 200, 429]
+
+
+@pytest.mark.django_db
+def test_the_web_password_change_is_limited_per_address(client, alice, settings):
+    """Someone holding a stolen session cookie cannot guess the current password freely."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"auth": "2/min", "user": "100/min"},
+    }
+    address = "203.0.113.78"
+    cache.delete(f"throttle_auth_{address}")
+    client.force_login(alice.user)
+    guess = {
+        "old_password": "guess",
+        "new_password1": "N3w-pass-phrase",
+        "new_password2": "N3w-pass-phrase",
+    }
+
+    answers = [
+        client.post("/account/password/", guess, REMOTE_ADDR=address).status_code for _ in range(3)
+    ]
+
+    assert answers == [200, 200, 429]
+    alice.user.refresh_from_db()
+    assert alice.user.check_password(alice.password)

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import Throttled
@@ -89,12 +90,14 @@ class TokenView(_AuthEndpoint):
         data.is_valid(raise_exception=True)
         # Refuses deactivated users too (ModelBackend), with the same answer.
         username = User.normalize_username(data.validated_data["username"])
-        wait = login_guard.wait(username)
+        wait = login_guard.attempt(username)
         if wait is not None:
             raise Throttled(wait, detail="Too many failed log-ins to this account.")
         user = authenticate(request, username=username, password=data.validated_data["password"])
         if user is None:
             raise InvalidCredentials()
+        # As a session log-in does: gives the try back, records last_login.
+        user_logged_in.send(sender=type(user), request=request, user=user)
         token, raw = services.token_issue(user=user, password_hash=user.password)
         return _token_response(user, token, raw, status.HTTP_200_OK)
 
