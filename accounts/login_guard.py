@@ -11,10 +11,12 @@ had failed (a password check takes a while on purpose). Past the limit every
 log-in to the username is refused until the window ends, the right password
 too. Signed-in devices and sessions are not affected.
 
-The count is per username as the log-in matches it (NFKC, stripped, and
-lower-cased as the unique constraint on usernames is), whether or not the
-account exists: the answers tell nobody which usernames exist. It lives in
-the cache: Redis, shared by every process; without REDIS_URL, per process.
+A try that does not end signed in counts as a failure (also a non-staff
+user's right password on the admin page). The count is per username as
+typed, NFKC-normalised, stripped and lower-cased (as the unique constraint on
+usernames is), whether or not the account exists: the answers tell nobody
+which usernames exist. It lives in the cache: Redis, shared by every
+process; without REDIS_URL, per process.
 
 The trade-off, as with every account lock: someone who knows a username can
 keep its owner from signing in anew, one window at a time.
@@ -45,13 +47,12 @@ def _keys(username: str) -> tuple[str, str]:
     return f"login-failures:{digest}", f"login-failures-since:{digest}"
 
 
-def attempt(username: str) -> int | None:
-    """Take one of `username`'s tries: None when one was left (go on and check
-    the password), else the seconds until the window ends."""
+def attempt(request: Any, username: str) -> int | None:
+    """Take one of `username`'s tries for this request: None when one was
+    left (go on and check the password), else the seconds until the window
+    ends."""
     allowed, window = _limit()
     count_key, since_key = _keys(username)
-    # A fixed window, from the first try in it.
-    cache.add(since_key, time.time(), timeout=window)
     cache.add(count_key, 0, timeout=window)
     try:
         taken = cache.incr(count_key)
@@ -60,28 +61,29 @@ def attempt(username: str) -> int | None:
         cache.add(count_key, 1, timeout=window)
         taken = 1
     if taken == 1:
-        # Django's Redis incr() is EXISTS then INCR: a key that expired in
-        # between comes back without a timeout, and would never end.
+        # A fixed window, from the first try in it. touch(): Django's Redis
+        # incr() is EXISTS then INCR, and a key that expired in between
+        # comes back without a timeout, a lock that would never end.
         cache.touch(count_key, window)
+        cache.set(since_key, time.time(), timeout=window)
     if taken <= allowed:
+        request.login_guard_key = count_key
         return None
     since = cache.get(since_key, time.time())
     return max(1, math.ceil(since + window - time.time()))
 
 
-def succeeded(username: str) -> None:
-    """Give back the try a successful log-in took."""
-    count_key, _ = _keys(username)
+def on_logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """`user_logged_in` receiver (accounts.apps): a successful log-in gives
+    back the try it took. Only that one: a sign-up's log-in took none."""
+    count_key = getattr(request, "login_guard_key", None)
+    if count_key is None:
+        return
+    del request.login_guard_key
     try:
         left = cache.decr(count_key)
     except ValueError:
         return  # its window has ended
     if left < 0:
-        # A log-in that took no try (a sign-up), or a key that expired
-        # between decr()'s two calls.
+        # The key expired between decr()'s two calls and came back at -1.
         cache.delete(count_key)
-
-
-def on_logged_in(sender: Any, user: Any, **kwargs: Any) -> None:
-    """`user_logged_in` receiver (accounts.apps)."""
-    succeeded(user.get_username())

@@ -66,7 +66,8 @@ def _throttled_page(request: HttpRequest, wait: int, account: bool = False) -> H
     return response
 
 
-def _address_limited(request: HttpRequest) -> HttpResponse | None:
+def refuse_by_address(request: HttpRequest) -> HttpResponse | None:
+    """The 429 page when this address is past THROTTLE_AUTH, else None."""
     wait = auth_attempt_wait(request)
     return None if wait is None else _throttled_page(request, wait)
 
@@ -78,10 +79,10 @@ def refuse_login(request: HttpRequest) -> HttpResponse | None:
     a guesser gains nothing by switching between the page and the API."""
     if request.method != "POST":
         return None
-    if refused := _address_limited(request):
+    if refused := refuse_by_address(request):
         return refused
     username = request.POST.get("username")
-    if username and (wait := login_guard.attempt(username)) is not None:
+    if username and (wait := login_guard.attempt(request, username)) is not None:
         return _throttled_page(request, wait, account=True)
     return None
 
@@ -105,7 +106,7 @@ class SignupView(FormView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # The same per-address counter as log-ins: each sign-up is an attempt.
-        return _address_limited(request) or super().post(request, *args, **kwargs)
+        return refuse_by_address(request) or super().post(request, *args, **kwargs)
 
     def form_valid(self, form: SignupForm) -> HttpResponse:
         user = form.save()
@@ -153,7 +154,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # Checking the current password is a guess, as at log-in (someone
         # holding a stolen session cookie): the API's per-address limit.
-        return _address_limited(request) or super().post(request, *args, **kwargs)
+        return refuse_by_address(request) or super().post(request, *args, **kwargs)
 
     def form_valid(self, form: RevokingPasswordChangeForm) -> HttpResponse:
         response = super().form_valid(form)

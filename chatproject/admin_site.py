@@ -1,6 +1,6 @@
-"""The admin site: Django's, except that its log-in is limited like ours
-(per address and per account), and a staff member changing their own
-password there signs out their apps like everywhere else."""
+"""The admin site: Django's, except that its log-in and password change are
+limited like ours (per address, and log-ins per account), and a staff member
+changing their own password there signs out their apps like everywhere else."""
 
 from typing import Any
 
@@ -24,7 +24,11 @@ class ChatAdminSite(AdminSite):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         from accounts.services import user_password_changed
+        from accounts.views import refuse_by_address
 
+        # The old password is checked: a guess, limited as on our pages.
+        if request.method == "POST" and (refused := refuse_by_address(request)):
+            return refused
         response = super().password_change(request, extra_context)
         # Django's view redirects after a successful change (it keeps this
         # session itself with update_session_auth_hash).

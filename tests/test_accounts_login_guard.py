@@ -1,6 +1,7 @@
 """Log-in tries are limited per account, from every address and every way in."""
 
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.core.cache import cache
@@ -105,6 +106,21 @@ def test_a_padded_or_recased_username_is_the_same_locked_account(client, alice, 
 
 
 @pytest.mark.django_db
+def test_names_that_differ_only_by_unicode_folding_are_not_locked_together(
+    client, make_member, three_failures
+):
+    """Usernames are unique ignoring case (lower()): "strasse" and "straße" are
+    two accounts, and guesses at one must not lock the other out."""
+    strasse = make_member("strasse")
+    cache.delete_many(list(login_guard._keys("straße")) + list(login_guard._keys("strasse")))
+    for octet in (80, 81, 82, 83):
+        token_attempt(client, "straße", "wrong", octet)
+
+    assert token_attempt(client, "straße", "wrong", 84).status_code == 429
+    assert token_attempt(client, "strasse", strasse.password, 85).status_code == 200
+
+
+@pytest.mark.django_db
 def test_successful_log_ins_give_their_try_back(client, alice, three_failures):
     """The owner signing in on many devices is never locked out by it."""
     apps = [token_attempt(client, "alice", alice.password, 60).status_code for _ in range(4)]
@@ -130,7 +146,8 @@ def test_successful_log_ins_give_their_try_back(client, alice, three_failures):
 def test_tries_still_in_flight_count(client, alice, three_failures):
     """Guesses sent together cannot all pass a check made before any had failed:
     each takes its try before its password is checked."""
-    in_flight = [login_guard.attempt("alice") for _ in range(2)]  # two slow guesses
+    # Two slow guesses, still checking their passwords.
+    in_flight = [login_guard.attempt(SimpleNamespace(), "alice") for _ in range(2)]
 
     third = token_attempt(client, "alice", "wrong", 70)
     fourth = token_attempt(client, "alice", alice.password, 71)
@@ -195,3 +212,27 @@ def test_the_web_password_change_is_limited_per_address(client, alice, settings)
     assert answers == [200, 200, 429]
     alice.user.refresh_from_db()
     assert alice.user.check_password(alice.password)
+
+
+@pytest.mark.django_db
+def test_the_admin_password_change_is_limited_per_address(client, make_member, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"auth": "2/min", "user": "100/min"},
+    }
+    address = "203.0.113.79"
+    cache.delete(f"throttle_auth_{address}")
+    moderator = make_member("mod", is_staff=True)
+    client.force_login(moderator.user)
+    guess = {
+        "old_password": "guess",
+        "new_password1": "N3w-pass-phrase",
+        "new_password2": "N3w-pass-phrase",
+    }
+
+    answers = [
+        client.post("/admin/password_change/", guess, REMOTE_ADDR=address).status_code
+        for _ in range(3)
+    ]
+
+    assert answers == [200, 200, 429]

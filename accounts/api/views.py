@@ -90,7 +90,7 @@ class TokenView(_AuthEndpoint):
         data.is_valid(raise_exception=True)
         # Refuses deactivated users too (ModelBackend), with the same answer.
         username = User.normalize_username(data.validated_data["username"])
-        wait = login_guard.attempt(username)
+        wait = login_guard.attempt(request, username)
         if wait is not None:
             raise Throttled(wait, detail="Too many failed log-ins to this account.")
         user = authenticate(request, username=username, password=data.validated_data["password"])
