@@ -392,16 +392,23 @@ def _enqueue_pushes(message_ids: list[int]) -> None:
     push_new_messages.apply_async((message_ids,), argsrepr=f"([{len(message_ids)} message ids],)")
 
 
-async def _store_orm(sends: Sequence[Send]) -> tuple[list[Stored], Outgoing]:
+async def _store_orm(sends: Sequence[Send]) -> tuple[list[Stored | Exception], Outgoing]:
     # One write per send, each its own transaction (SQLite has one writer at
     # a time anyway): a refused send does not undo the others.
-    stored: list[Stored] = []
+    stored: list[Stored | Exception] = []
     outgoing: Outgoing = []
     for send in sends:
         try:
             result, sent = await write_in_thread(lambda send=send: message_send_orm(send))
         except ChatError:
             stored.append(Stored("not_found", None))
+            continue
+        except Exception as error:
+            # Only this send's transaction rolled back ("database is locked"):
+            # its sender gets the error and resends. Raising would lose the
+            # live deliveries of the sends before it, already committed: their
+            # resends would come back duplicates, which deliver nothing.
+            stored.append(error)
             continue
         status = "created" if result.created else "duplicate"
         message = wire.message_json(wire.message_dict(result.message))

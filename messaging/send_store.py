@@ -95,13 +95,14 @@ def distinct(sends: Sequence[Send]) -> tuple[list[Send], list[int]]:
     return unique, where
 
 
-def answers(stored: Sequence[Stored], where: Sequence[int]) -> list[Stored]:
-    """One answer per send of the batch: a repeat is a duplicate of its first."""
+def answers(stored: Sequence[Stored | Exception], where: Sequence[int]) -> list[Stored | Exception]:
+    """One answer per send of the batch: a repeat is a duplicate of its first
+    (or gets its error)."""
     seen: set[int] = set()
-    result = []
+    result: list[Stored | Exception] = []
     for index in where:
         item = stored[index]
-        if index in seen and item.status == "created":
+        if index in seen and isinstance(item, Stored) and item.status == "created":
             item = Stored("duplicate", item.message_id, item.message)
         seen.add(index)
         result.append(item)

@@ -748,6 +748,41 @@ async def test_the_orm_send_path_gives_the_same_message_text(alice, bob, monkeyp
     assert {user_id for user_id, _ in outgoing} == {alice.id, bob.id}
 
 
+async def test_on_the_orm_path_a_failing_send_does_not_cost_the_others_their_delivery(
+    alice, bob, monkeypatch, private_queue
+):
+    """SQLite's path stores a batch one send at a time: when one fails (the
+    database is locked), the sends before and after it are still answered
+    and delivered live, and only the failed one gets the error to resend."""
+    from django.db import OperationalError
+
+    from messaging import send_queue as module
+
+    monkeypatch.setattr("chatproject.realtime.close_old_connections", connections.close_all)
+    queue, layer = private_queue
+    queue.postgresql = False
+    conversation = await sync_to_async(direct)(alice, bob)
+    bobs_phone = await layer.new_channel()
+    await layer.group_add(f"user.{bob.id}", bobs_phone)
+
+    def locked_for_b2(send):
+        if send.client_msg_id == "b2":
+            raise OperationalError("database is locked")
+        return module_send(send)
+
+    module_send = module.message_send_orm
+    monkeypatch.setattr(module, "message_send_orm", locked_for_b2)
+    # Submitted in one turn of the loop: one batch.
+    sends = [queue.submit(Send(conversation, alice.id, f"b{n}", f"text {n}")) for n in (1, 2, 3)]
+    await asyncio.wait(sends, timeout=10)
+
+    delivered = [await _receive(layer, bobs_phone) for _ in range(2)]
+    await sync_to_async(connections.close_all)()
+    assert sends[0].result().status == sends[2].result().status == "created"
+    assert isinstance(sends[1].exception(), OperationalError)
+    assert [d["event"]["message"]["text"] for d in delivered] == ["text 1", "text 3"]
+
+
 def test_ack_and_event_frames_are_valid_json_with_and_without_a_cursor():
     message = wire.message_json({"id": 7, "text": 'a "quoted" \\ line\nnext ✓'})
     assert json.loads(wire.ack_text("m.1", False, message, None)) == {
