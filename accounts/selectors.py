@@ -6,17 +6,25 @@ from accounts.models import User
 from chatproject.errors import NotFound
 from notifications.models import Device
 
+# Below this length a query matches the start of a name, not any part of it:
+# "contains" two letters has no trigram to look up (accounts migration 0005),
+# and reading a million names for it took 0.8 s; a prefix has ("  x", " xy").
+SEARCH_CONTAINS_FROM = 3
+
 
 def user_search(*, query: str = "") -> QuerySet[User]:
-    """Active users whose username or display name contains `query` (any case).
+    """Active users whose username or display name contains `query` (any
+    case), or, for one or two characters, starts with it.
 
     Deactivated users are never found: nobody should start a chat with them.
     Ordered by username, which is unique, so a cursor can page through it.
     """
     users = User.objects.filter(is_active=True)
     query = query.strip()
-    if query:
+    if len(query) >= SEARCH_CONTAINS_FROM:
         users = users.filter(Q(username__icontains=query) | Q(display_name__icontains=query))
+    elif query:
+        users = users.filter(Q(username__istartswith=query) | Q(display_name__istartswith=query))
     return users.order_by("username")
 
 

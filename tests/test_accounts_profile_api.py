@@ -151,6 +151,20 @@ def test_users_search_matches_username_or_display_name_in_any_case(client, alice
 
 
 @pytest.mark.django_db
+def test_users_search_of_one_or_two_characters_matches_the_start_of_a_name(
+    client, alice, bob, charlie
+):
+    def found(search: str) -> list[str]:
+        page = call(client, "get", f"{USERS}?search={search}", **alice.auth).json()
+        return [user["username"] for user in page["results"]]
+
+    assert found("ch") == ["charlie"]
+    assert found("B") == ["bob"]
+    assert found("li") == []  # inside alice and charlie, at the start of neither
+    assert found("lic") == ["alice"]  # three or more: anywhere
+
+
+@pytest.mark.django_db
 def test_users_never_shows_email_staff_flags_or_deactivated_users(client, alice, bob, deactivated):
     User.objects.filter(pk=bob.id).update(email="bob@example.com", is_staff=True)
 

@@ -117,7 +117,10 @@ class UserSearchQuerySerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
-        help_text="Part of a username or display name, any case. Empty: everyone.",
+        help_text=(
+            "Part of a username or display name, any case; one or two characters"
+            " match the start of either. Empty: everyone."
+        ),
     )
 
 
