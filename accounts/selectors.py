@@ -8,7 +8,7 @@ from notifications.models import Device
 
 # Below this length a query matches the start of a name, not any part of it:
 # "contains" two letters has no trigram to look up (accounts migration 0005),
-# and reading a million names for it took 0.8 s; a prefix has ("  x", " xy").
+# and reading a million names for it took 0.8-1.7 s; a prefix has ("  x", " xy").
 SEARCH_CONTAINS_FROM = 3
 
 

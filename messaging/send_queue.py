@@ -140,15 +140,16 @@ class SendQueue:
             logger.warning("stopped before every send was stored, delivered and pushed")
 
     def deliver(
-        self, stored: Sequence[Stored], outgoing: Outgoing | None
+        self, stored: Sequence[Stored | Exception], outgoing: Outgoing | None
     ) -> "asyncio.Task[None] | None":
         """Hand a committed batch's deliveries out: this process's sockets
         get theirs now, other servers' are published after the earlier
         batches'. Returns the oldest publish still under way when more than
         MAX_PUBLISHING are (the lane waits for it before it stores more)."""
         if outgoing is None:
-            outgoing = send_store.outgoing(stored)
-            self.pushes.add(s.message_id for s in stored if s.status == "created")
+            created = [s for s in stored if isinstance(s, Stored) and s.status == "created"]
+            outgoing = send_store.outgoing(created)
+            self.pushes.add(s.message_id for s in created)
         publishing = self.publishing
         while publishing and publishing[0].done():
             publishing.popleft()
@@ -226,9 +227,10 @@ class _Lane:
             else:
                 stored, outgoing = await _store_orm(sends)
         except Exception as error:
-            if len(batch) > 1 and not isinstance(error, Unknown | psycopg.errors.QueryCanceled):
+            retry = not isinstance(error, Unknown | psycopg.errors.QueryCanceled)
+            if len(batch) > 1 and self.queue.postgresql and retry:
                 # Rolled back: one send must not fail the others; store them
-                # one by one.
+                # one by one. (The ORM path answers each send on its own.)
                 logger.warning("send batch of %d failed (%r); retrying singly", len(batch), error)
                 for waiting in batch:
                     await self._store_batch([waiting])

@@ -320,6 +320,18 @@ def _message_send_sql(send: Send) -> SendResult:
     return send_result(stored)
 
 
+def _push_on_commit(message_id: int) -> None:
+    """Members with no device online get a push; the worker decides who, when
+    it runs. Robust: the message is committed by then, and a broker that is
+    down must not turn its send into an error (the sender would resend and
+    get `duplicate`, and nobody would be told live). Logged instead."""
+
+    def push() -> None:  # named: Django logs a robust callback's __qualname__
+        push_new_messages.delay([message_id])
+
+    transaction.on_commit(push, robust=True)
+
+
 def send_result(stored: send_store.Stored) -> SendResult:
     """What a stored send means for the sender (and, if new, for everyone else)."""
     if stored.status == "not_found":
@@ -328,8 +340,7 @@ def send_result(stored: send_store.Stored) -> SendResult:
     if stored.status == "duplicate":
         return SendResult(message, created=False)
     send_many_on_commit(send_store.outgoing([stored]))
-    # Members with no device online get a push; the worker decides who, when it runs.
-    push_new_messages.delay_on_commit([message.pk])
+    _push_on_commit(message.pk)
     return SendResult(message, created=True)
 
 
@@ -372,7 +383,7 @@ def message_send_orm(send: Send) -> SendResult:
     inbox_append(
         user_ids=member_ids, kind="message.new", payload={"message": wire.message_dict(message)}
     )
-    push_new_messages.delay_on_commit([message.pk])
+    _push_on_commit(message.pk)
     return SendResult(message, created=True)
 
 

@@ -275,6 +275,28 @@ def test_sending_stores_the_message_with_the_next_sequence(alice, bob):
     assert second.json()["message"]["seq"] == 2
 
 
+def test_a_broker_that_is_down_does_not_fail_a_stored_send(
+    alice, bob, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    """The push is queued after the commit: when Celery's broker refuses it,
+    the send is still answered as stored (an error would make the client
+    resend and get a duplicate), and the failure is logged."""
+    from notifications.tasks import push_new_messages
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(push_new_messages, "delay", broker_down)
+    conversation = direct(alice, bob)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = send(alice, conversation, "still stored", client_msg_id="b-1")
+
+    assert response.status_code == 201
+    assert Message.objects.filter(client_msg_id="b-1", text="still stored").count() == 1
+    assert "broker down" in caplog.text
+
+
 def test_a_resend_with_the_same_client_id_returns_the_stored_message(alice, bob):
     conversation = direct(alice, bob)
 

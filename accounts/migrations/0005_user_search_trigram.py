@@ -25,6 +25,16 @@ def create(apps, schema_editor) -> None:  # type: ignore[no-untyped-def]
         return
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for name, column in INDEXES.items():
+        # A CONCURRENTLY build that failed or was cancelled leaves an invalid
+        # index behind, which IF NOT EXISTS would take for done.
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid"
+                " WHERE relname = %s AND NOT indisvalid",
+                [name],
+            )
+            if cursor.fetchone():
+                schema_editor.execute(f"DROP INDEX CONCURRENTLY {name}")
         # The expression must be the one Django's icontains writes.
         schema_editor.execute(
             f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON accounts_user"
