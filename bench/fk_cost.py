@@ -7,7 +7,7 @@ Creates a scratch database (`chat_fk_cost`), migrates it, and times
 shapes: one 1:1 send, a batch of 20 1:1 sends (the batches the queue forms at
 3,000-4,000 msg/s) and one send to a 100-member group. Each shape runs with
 the foreign keys of `messaging_message` and `messaging_inboxevent` in place,
-then without them, alternating, three rounds. The scratch database is
+then without them, four rounds, each side first in two. The scratch database is
 dropped at the end. Writes bench/results/fk-cost.json.
 
 Pin it where the server runs for numbers comparable with the sweep:
@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 
 SCRATCH = "chat_fk_cost"
-ROUNDS = 3
+ROUNDS = 4  # even: each side goes first equally often
 SHAPES = (("direct", 1, 300), ("direct", 20, 200), ("group", 1, 100))
 FOREIGN_KEYS = """
 SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint

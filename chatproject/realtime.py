@@ -96,9 +96,10 @@ def send_many_on_commit(messages: Outgoing) -> None:
         else:
             send_many_now(messages)
 
-    # Robust: the writes are committed; Redis failing now must not make the
-    # write look failed (a resend is a duplicate, and delivers nothing). The
-    # sockets find what they missed in their inboxes (docs/protocol.md).
+    # Robust: the writes are committed, and whatever fails now must not make
+    # the write look failed (a resend is a duplicate, and delivers nothing).
+    # (send_many_now already logs Redis errors; sockets find the inbox events
+    # they missed in their inboxes, docs/protocol.md.)
     transaction.on_commit(after_commit, robust=True)
 
 

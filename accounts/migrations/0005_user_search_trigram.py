@@ -26,11 +26,12 @@ def create(apps, schema_editor) -> None:  # type: ignore[no-untyped-def]
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for name, column in INDEXES.items():
         # A CONCURRENTLY build that failed or was cancelled leaves an invalid
-        # index behind, which IF NOT EXISTS would take for done.
+        # index behind, which IF NOT EXISTS would take for done. (One being
+        # built by another migrate at this moment is invalid too: migrate
+        # once at a time.)
         with schema_editor.connection.cursor() as cursor:
             cursor.execute(
-                "SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid"
-                " WHERE relname = %s AND NOT indisvalid",
+                "SELECT 1 FROM pg_index WHERE indexrelid = to_regclass(%s) AND NOT indisvalid",
                 [name],
             )
             if cursor.fetchone():
