@@ -30,14 +30,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-
-_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+from rest_framework.throttling import SimpleRateThrottle
 
 
 def _limit() -> tuple[int, int]:
-    """(tries allowed, window in seconds) from a rate like "10/hour"."""
-    count, period = settings.THROTTLE_LOGIN_FAILURES.split("/")
-    return int(count), _PERIODS[period[0]]
+    """(tries allowed, window in seconds) from a rate like "10/hour", read by
+    the same code as the API's rates (DRF's parser uses no throttle state)."""
+    return SimpleRateThrottle.parse_rate(None, settings.THROTTLE_LOGIN_FAILURES)  # type: ignore[arg-type]
 
 
 def _keys(username: str) -> tuple[str, str]:
