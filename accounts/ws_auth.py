@@ -10,6 +10,8 @@ are not accepted: they end up in access logs.
 """
 
 from dataclasses import dataclass
+from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -144,3 +146,15 @@ def credentials_valid(*, user_id: int, token_key: str | None) -> bool:
 
 
 credentials_still_valid = database_sync_to_async(credentials_valid)
+
+
+def session_valid(*, user_id: int, session_key: str) -> bool:
+    """A browser socket's session still signs its user in: not logged out, not
+    expired, its auth hash still the user's (a password change or a sign-out
+    everywhere ends it). Django's own check of each request, on a fresh load
+    of the session: the socket's copy is from its handshake. Asked with the
+    periodic check, for a revocation event the channel layer dropped."""
+    from django.contrib.auth import get_user
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    return get_user(SimpleNamespace(session=store(session_key))).pk == user_id

@@ -64,6 +64,43 @@ def test_an_expired_token_closes_its_socket(live_daphne, alice):
     assert sock.closed_with() == 4401
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("ended", [None, "logged out", "password changed"])
+def test_a_browser_socket_closes_at_the_next_check_when_its_session_ended_unannounced(
+    live_daphne, alice, ended
+):
+    """The revocation event can be lost with Redis; the periodic check asks
+    Django whether the browser's session still signs alice in."""
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.sessions.models import Session
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(alice.user)
+    session_key = browser.cookies["sessionid"].value
+    sock = open_socket(
+        live_daphne.ws_url, cookie=f"sessionid={session_key}", origin=live_daphne.url
+    )
+    sock.send({"type": "hello", "cursor": None})
+    sock.expect("ready")
+    # No service, no event:
+    if ended == "logged out":
+        Session.objects.filter(session_key=session_key).delete()
+    elif ended == "password changed":
+        User.objects.filter(pk=alice.id).update(password=make_password("another-secret-93"))
+
+    time.sleep(1.1)  # the test settings check credentials every second
+    sock.send({"type": "heartbeat"})
+
+    if ended is None:
+        with pytest.raises(TimeoutError):
+            sock.conn.recv(timeout=1.5)  # nothing, and above all no close
+        assert sock.conn.ping().wait(timeout=3)
+        sock.close()
+    else:
+        assert sock.closed_with() == 4401
+
+
 @pytest.mark.django_db
 def test_a_log_in_that_raced_a_password_change_gets_no_token(alice):
     seen_hash = alice.user.password  # what the log-in checked the password against
