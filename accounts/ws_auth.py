@@ -11,7 +11,6 @@ are not accepted: they end up in access logs.
 
 from dataclasses import dataclass
 from importlib import import_module
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from rest_framework import exceptions
 
 from accounts.authentication import BearerTokenAuthentication
@@ -124,16 +124,21 @@ class WebSocketAuthMiddleware:
         return await self.inner(scope, receive, send)
 
 
-def credentials_valid(*, user_id: int, token_key: str | None) -> bool:
+def credentials_valid(
+    *, user_id: int, token_key: str | None, session_key: str | None = None
+) -> bool:
     """Checked again once the socket listens for revocations (a log-out or a
     deactivation between the handshake and joining the group is not missed) and
     now and then on heartbeats (a revocation event the channel layer dropped,
-    a bare UPDATE of is_active, a token that expired)."""
+    a bare UPDATE of is_active, a token that expired, a browser session
+    ended)."""
     from knox.models import AuthToken
 
     from accounts.models import User
 
     if not User.objects.filter(pk=user_id, is_active=True).exists():
+        return False
+    if session_key is not None and not session_valid(user_id=user_id, session_key=session_key):
         return False
     if token_key is None:
         return True
@@ -151,10 +156,21 @@ credentials_still_valid = database_sync_to_async(credentials_valid)
 def session_valid(*, user_id: int, session_key: str) -> bool:
     """A browser socket's session still signs its user in: not logged out, not
     expired, its auth hash still the user's (a password change or a sign-out
-    everywhere ends it). Django's own check of each request, on a fresh load
-    of the session: the socket's copy is from its handshake. Asked with the
-    periodic check, for a revocation event the channel layer dropped."""
-    from django.contrib.auth import get_user
+    everywhere ends it). Django's check of each request (auth.get_user), on a
+    fresh load of the session (the socket's copy is from its handshake), but
+    writing nothing: get_user would cycle the key of a session signed with a
+    fallback SECRET_KEY, and the browser would never learn the new one."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
 
-    store = import_module(settings.SESSION_ENGINE).SessionStore
-    return get_user(SimpleNamespace(session=store(session_key))).pk == user_id
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    try:
+        if str(session[SESSION_KEY]) != str(user_id):
+            return False
+        user = load_backend(session[BACKEND_SESSION_KEY]).get_user(user_id)
+    except KeyError:  # logged out or expired: nothing loaded
+        return False
+    if user is None:
+        return False
+    stored = session.get(HASH_SESSION_KEY) or ""
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return any(constant_time_compare(stored, current) for current in hashes)

@@ -16,7 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid, session_valid
+from accounts.ws_auth import SUBPROTOCOL, credentials_still_valid
 from chatproject.converters import BIGINT_MAX
 from chatproject.errors import ChatError, InvalidInput, NotFound
 from chatproject.realtime import send_many, user_group, write_in_thread
@@ -132,7 +132,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
             return
-        if not await credentials_still_valid(user_id=self.user_id, token_key=self.token_key):
+        if not await credentials_still_valid(
+            user_id=self.user_id, token_key=self.token_key, session_key=self.session_key
+        ):
             await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
             del self.user_id
             await self.refuse()
@@ -441,11 +443,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         look at the credentials again) or events (so read the inbox up to its
         head; nothing later would reveal a dropped last event)."""
         self.head_checked_at = time.monotonic()
-        head = await db(head_if_credentials_valid)(user_id=self.user_id, token_key=self.token_key)
-        if head is None or (
-            self.session_key is not None
-            and not await db(session_valid)(user_id=self.user_id, session_key=self.session_key)
-        ):
+        head = await db(head_if_credentials_valid)(
+            user_id=self.user_id, token_key=self.token_key, session_key=self.session_key
+        )
+        if head is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         if self.cursor is not None and head > self.cursor:

@@ -14,7 +14,7 @@ from django.db.models import F, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from accounts.ws_auth import credentials_valid
+from accounts.ws_auth import credentials_valid, session_valid
 from chatproject.realtime import send_many_on_commit
 from messaging import wire
 from messaging.models import Inbox, InboxEvent
@@ -82,7 +82,9 @@ def inbox_append(*, user_ids: Iterable[int], kind: str, payload: dict[str, Any])
     return events
 
 
-def head_if_credentials_valid(*, user_id: int, token_key: str | None) -> int | None:
+def head_if_credentials_valid(
+    *, user_id: int, token_key: str | None, session_key: str | None = None
+) -> int | None:
     """The inbox head, or None if the socket's credentials are no longer valid
     (the user deactivated; its token, if it came with one, deleted or expired).
 
@@ -92,14 +94,19 @@ def head_if_credentials_valid(*, user_id: int, token_key: str | None) -> int | N
     "Session 8"). Same answers as `accounts.ws_auth.credentials_valid` and
     `inbox_head`, which the tests hold it to."""
     if connection.vendor != "postgresql":  # the embedded default (SQLite)
-        if not credentials_valid(user_id=user_id, token_key=token_key):
+        if not credentials_valid(user_id=user_id, token_key=token_key, session_key=session_key):
             return None
         return inbox_head(user_id=user_id)
     with connection.cursor() as cursor:
         params = [user_id, token_key, token_key, timezone.now()]
         cursor.execute(HEAD_IF_CREDENTIALS_VALID, params)
         row = cursor.fetchone()
-    return None if row is None else row[0]
+    if row is None:
+        return None
+    # A browser's session (a socket with a token has none): Django decodes it.
+    if session_key is not None and not session_valid(user_id=user_id, session_key=session_key):
+        return None
+    return row[0]
 
 
 def inbox_head(*, user_id: int) -> int:

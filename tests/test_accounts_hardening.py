@@ -102,6 +102,29 @@ def test_a_browser_socket_closes_at_the_next_check_when_its_session_ended_unanno
 
 
 @pytest.mark.django_db
+def test_the_socket_check_keeps_a_session_signed_with_a_rotated_secret_key(alice, settings):
+    """During a SECRET_KEY rotation, sessions hashed with the old key stay
+    signed in; the check must neither refuse them nor rewrite them (a new
+    session key the browser never learns would sign it out)."""
+    from django.contrib.sessions.models import Session
+    from django.test import Client
+
+    from accounts.ws_auth import session_valid
+
+    browser = Client()
+    browser.force_login(alice.user)
+    session_key = browser.cookies["sessionid"].value
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key-" + "x" * 40
+
+    assert session_valid(user_id=alice.id, session_key=session_key)
+    assert Session.objects.filter(session_key=session_key).exists()
+    assert not session_valid(user_id=alice.id + 1, session_key=session_key)
+    settings.SECRET_KEY_FALLBACKS = []
+    assert not session_valid(user_id=alice.id, session_key=session_key)
+
+
+@pytest.mark.django_db
 def test_a_log_in_that_raced_a_password_change_gets_no_token(alice):
     seen_hash = alice.user.password  # what the log-in checked the password against
     services.user_password_set(user=alice.user, password="a-new-secret-47")
