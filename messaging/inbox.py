@@ -86,7 +86,8 @@ def head_if_credentials_valid(
     *, user_id: int, token_key: str | None, session_key: str | None = None
 ) -> int | None:
     """The inbox head, or None if the socket's credentials are no longer valid
-    (the user deactivated; its token, if it came with one, deleted or expired).
+    (the user deactivated; its token, if it came with one, deleted or expired;
+    its browser session, if it came with one, ended).
 
     A socket asks every CHAT_HEAD_CHECK seconds: with 2,000 sockets, as three
     ORM queries this took ~3.4 ms of CPU a check and a tenth of a core in all;
