@@ -34,6 +34,8 @@ def crowd() -> None:
         [
             User(username="zoltan", display_name="Zoltan Quist"),
             User(username="wanda", display_name="Wanda Zoe-Quixley"),
+            User(username="j.r.tolkien", display_name="Ronald Tolkien"),
+            User(username="-_-", display_name="..."),
         ]
     )
     with connection.cursor() as cursor:
@@ -67,6 +69,9 @@ def _search(query: str) -> tuple[list[str], int]:
         ("QUI", ["wanda", "zoltan"]),  # any case, in either name
         ("zo", ["zoltan"]),  # two letters: the start of a name (not Wanda's "Zoe")
         ("xq", []),  # nobody: still no full read
+        ("r.t", ["j.r.tolkien"]),  # one-letter words have trigrams too
+        ("...", []),  # no letter or digit, no trigram: an exact username only
+        ("-_-", ["-_-"]),
     ],
 )
 def test_a_rare_name_is_found_without_reading_every_user(crowd, query, expected):
