@@ -3,8 +3,16 @@
 Callers hold the conversation's row lock, so events of one conversation enter
 every member's inbox in the same order. Inbox rows are locked in user-id order
 so that two transactions never wait on each other in a cycle.
+
+A message's events (`message.new`, `.edited`, `.deleted`) store only the
+message's id, and a read puts the message in as it is now. A copy of the text
+in each member's inbox would outlive an edit or a delete: a device syncing from
+an old cursor would be handed the words its sender took back, and a
+moderator's tombstone would leave them in storage (found in review). Live
+deliveries carry the message as it was written, which is how it is then.
 """
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +25,11 @@ from django.utils import timezone
 from accounts.ws_auth import credentials_valid, session_valid
 from chatproject.realtime import send_many_on_commit
 from messaging import wire
-from messaging.models import Inbox, InboxEvent
+from messaging.models import Inbox, InboxEvent, Message
 
 REPLAY_PAGE = 500
+# Events whose payload is a message, stored as `{"message_id": id}`.
+MESSAGE_KINDS = frozenset({"message.new", "message.edited", "message.deleted"})
 
 # A socket's periodic check as one statement (see `head_if_credentials_valid`).
 # The time is the app's, as knox and the ORM check use.
@@ -52,8 +62,16 @@ def inbox_ensure(*, user_ids: Iterable[int]) -> None:
     )
 
 
-def inbox_append(*, user_ids: Iterable[int], kind: str, payload: dict[str, Any]) -> list[Event]:
-    """Give each user the event at their next inbox sequence; deliver after commit."""
+def inbox_append(
+    *,
+    user_ids: Iterable[int],
+    kind: str,
+    payload: dict[str, Any],
+    stored: dict[str, Any] | None = None,
+) -> list[Event]:
+    """Give each user the event at their next inbox sequence; deliver after
+    commit. The inbox keeps `stored` if given (what a read turns back into
+    `payload`), else the payload."""
     ids = sorted(set(user_ids))
     if not ids:
         return []
@@ -76,10 +94,27 @@ def inbox_append(*, user_ids: Iterable[int], kind: str, payload: dict[str, Any])
     Inbox.objects.filter(user_id__in=ids).update(last_seq=F("last_seq") + 1)
     events = [Event(u, locked[u] + 1, kind, payload) for u in ids]
     InboxEvent.objects.bulk_create(
-        [InboxEvent(user_id=e.user_id, seq=e.seq, kind=kind, payload=payload) for e in events]
+        [
+            InboxEvent(user_id=e.user_id, seq=e.seq, kind=kind, payload=stored or payload)
+            for e in events
+        ]
     )
     send_many_on_commit([(e.user_id, {"type": "inbox.event", "event": e.frame()}) for e in events])
     return events
+
+
+def inbox_append_message(
+    *, user_ids: Iterable[int], kind: str, message: dict[str, Any]
+) -> list[Event]:
+    """A message's event (`message_dict`): delivered with the message, stored
+    as its id."""
+    assert kind in MESSAGE_KINDS
+    return inbox_append(
+        user_ids=user_ids,
+        kind=kind,
+        payload={"message": message},
+        stored={"message_id": message["id"]},
+    )
 
 
 def head_if_credentials_valid(
@@ -126,29 +161,66 @@ def inbox_read(
     *, user_id: int, after: int, limit: int = REPLAY_PAGE, upto: int | None = None
 ) -> list[dict[str, Any]]:
     """Event frames with cursor > after (and <= upto), oldest first."""
-    rows = _events(user_id=user_id, after=after, upto=upto)
-    return [
-        Event(user_id, seq, kind, payload).frame()
-        for seq, kind, payload in rows.values_list("seq", "kind", "payload")[:limit]
-    ]
+    rows = list(
+        _events(user_id=user_id, after=after, upto=upto).values_list("seq", "kind", "payload")[
+            :limit
+        ]
+    )
+    messages = _messages_now(_message_id(kind, payload) for _, kind, payload in rows)
+    frames = []
+    for seq, kind, payload in rows:
+        message_id = _message_id(kind, payload)
+        message = messages.get(message_id) if message_id is not None else None
+        if message is not None:
+            payload = {"message": message}
+        frames.append(Event(user_id, seq, kind, payload).frame())
+    return frames
 
 
 def inbox_read_text(
     *, user_id: int, after: int, limit: int = REPLAY_PAGE, upto: int | None = None
 ) -> list[tuple[int, str]]:
     """`inbox_read` for the socket's replay: (cursor, frame as JSON text), the
-    frame spliced around the stored payload's text. A reconnect replays up to
-    thousands of events; parsing each payload only to encode it again was most
-    of the replay's CPU."""
-    rows = _events(user_id=user_id, after=after, upto=upto).annotate(
-        body=Cast("payload", TextField())
+    frame spliced around the message's JSON text or the stored payload's text.
+    A reconnect replays up to thousands of events; parsing each payload only to
+    encode it again was most of the replay's CPU."""
+    rows = list(
+        _events(user_id=user_id, after=after, upto=upto)
+        .annotate(body=Cast("payload", TextField()))
+        .values_list("seq", "kind", "body")[:limit]
     )
-    return [
-        (seq, _frame_text(seq, kind, body))
-        for seq, kind, body in rows.values_list("seq", "kind", "body")[:limit]
+    # A message's stored payload is a short reference: parsing it is cheap.
+    ids = [
+        _message_id(kind, json.loads(body)) if kind in MESSAGE_KINDS else None
+        for _, kind, body in rows
     ]
+    messages = {i: wire.message_json(m) for i, m in _messages_now(ids).items()}
+    frames = []
+    for (seq, kind, body), message_id in zip(rows, ids, strict=True):
+        message = messages.get(message_id) if message_id is not None else None
+        # Other payloads are JSON objects: their members follow the frame's own.
+        members = f'"message":{message}' if message is not None else body.strip()[1:-1].strip()
+        frames.append((seq, wire.event_frame_text(seq, kind, members)))
+    return frames
 
 
-def _frame_text(seq: int, kind: str, payload: str) -> str:
-    # The payload is a JSON object: its members follow the frame's own.
-    return wire.event_frame_text(seq, kind, payload.strip()[1:-1].strip())
+def _message_id(kind: str, payload: Any) -> int | None:
+    if kind not in MESSAGE_KINDS or not isinstance(payload, dict):
+        return None
+    if "message_id" in payload:
+        return payload["message_id"]
+    # Written before messaging migration 0007, which rewrote these as references.
+    copy = payload.get("message")
+    return copy.get("id") if isinstance(copy, dict) else None
+
+
+def _messages_now(ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
+    """The messages as they are now (`wire.message_dict`), by id.
+    (Messages are never removed, only tombstoned; an event whose message were
+    gone would go out as stored.)"""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {
+        message.pk: wire.message_dict(message) for message in Message.objects.filter(pk__in=wanted)
+    }

@@ -21,7 +21,7 @@ from accounts.models import User
 from chatproject.errors import ChatError, InvalidInput, NotFound, PermissionDenied
 from chatproject.realtime import send_many_on_commit
 from messaging import selectors, send_store, wire
-from messaging.inbox import inbox_append, inbox_ensure
+from messaging.inbox import inbox_append, inbox_append_message, inbox_ensure
 from messaging.models import Conversation, Membership, Message
 from messaging.send_store import Send
 from notifications.tasks import push_new_messages
@@ -380,8 +380,8 @@ def message_send_orm(send: Send) -> SendResult:
     Membership.objects.filter(conversation=conversation, user_id=send.sender_id).update(
         last_read_seq=message.seq
     )
-    inbox_append(
-        user_ids=member_ids, kind="message.new", payload={"message": wire.message_dict(message)}
+    inbox_append_message(
+        user_ids=member_ids, kind="message.new", message=wire.message_dict(message)
     )
     _push_on_commit(message.pk)
     return SendResult(message, created=True)
@@ -412,8 +412,8 @@ def message_edit(*, actor_id: int, message_id: int, text: object) -> Message:
     message.text = text
     message.edited_at = timezone.now()
     message.save(update_fields=["text", "edited_at"])
-    inbox_append(
-        user_ids=member_ids, kind="message.edited", payload={"message": wire.message_dict(message)}
+    inbox_append_message(
+        user_ids=member_ids, kind="message.edited", message=wire.message_dict(message)
     )
     return message
 
@@ -423,8 +423,8 @@ def _tombstone(message: Message, member_ids: list[int]) -> Message:
     message.text = ""
     message.deleted_at = timezone.now()
     message.save(update_fields=["text", "deleted_at"])
-    inbox_append(
-        user_ids=member_ids, kind="message.deleted", payload={"message": wire.message_dict(message)}
+    inbox_append_message(
+        user_ids=member_ids, kind="message.deleted", message=wire.message_dict(message)
     )
     return message
 

@@ -2,13 +2,14 @@
 
 Cast: alice owns things, bob is a member, charlie should have no access."""
 
+import json
 import threading
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from messaging.models import Conversation, Membership, Message
+from messaging.models import Conversation, InboxEvent, Membership, Message
 from tests.messaging_helpers import api, direct, group, new_id, send
 
 pytestmark = pytest.mark.django_db
@@ -397,6 +398,42 @@ def test_editing_and_deleting_own_messages_shows_in_history(alice, bob):
     assert history["messages"][0]["deleted"] is True
     assert history["messages"][0]["text"] == ""
     assert history["messages"][0]["seq"] == 1
+
+
+def _stored_anywhere(words: str) -> bool:
+    """Whether any inbox event in storage holds the words."""
+    return any(words in json.dumps(e.payload) for e in InboxEvent.objects.all())
+
+
+def test_sync_from_an_old_cursor_gives_the_message_as_it_is_now(alice, bob):
+    """A device that was away replays the message's events: it must not be
+    handed the words its sender took back by editing, nor those of a message
+    since deleted; and storage must not keep them."""
+    conversation = direct(alice, bob)
+    kept = send(alice, conversation, "teh typo").json()["message"]
+    gone = send(alice, conversation, "sent to the wrong person").json()["message"]
+    api(alice).patch(f"/api/v1/messages/{kept['id']}/", {"text": "the typo"})
+    api(alice).patch(f"/api/v1/messages/{gone['id']}/", {"text": "wrong again"})
+    api(alice).delete(f"/api/v1/messages/{gone['id']}/")
+
+    for member in (alice, bob):
+        events = api(member).get("/api/v1/sync/", {"cursor": 0}).json()["events"]
+        messages = [e for e in events if e["kind"].startswith("message.")]
+        assert [(e["kind"], e["message"]["id"]) for e in messages] == [
+            ("message.new", kept["id"]),
+            ("message.new", gone["id"]),
+            ("message.edited", kept["id"]),
+            ("message.edited", gone["id"]),
+            ("message.deleted", gone["id"]),
+        ]
+        for event in messages:
+            now = kept if event["message"]["id"] == kept["id"] else gone
+            assert event["message"]["text"] == ("the typo" if now is kept else "")
+            assert event["message"]["deleted"] is (now is gone)
+        assert "teh typo" not in json.dumps(events)
+        assert "wrong" not in json.dumps(events)
+    assert not _stored_anywhere("teh typo")
+    assert not _stored_anywhere("wrong")
 
 
 def test_nobody_edits_or_deletes_someone_elses_message(alice, bob, charlie):

@@ -24,6 +24,7 @@ from chatproject.channel_layer import GAP, ChatChannelLayer
 from chatproject.errors import NotFound
 from messaging import send_store, wire
 from messaging.consumers import SENDS_IN_FLIGHT_MAX
+from messaging.inbox import inbox_read
 from messaging.models import InboxEvent, Membership, Message
 from messaging.send_queue import Overloaded, SendQueue, Unknown, _store_orm
 from messaging.send_store import Send
@@ -54,14 +55,17 @@ def test_both_send_implementations_store_alike(store, alice, bob, charlie, make_
     assert (first.message.seq, second.message.seq) == (1, 2)
     stored = Message.objects.get(pk=first.message.pk)
     assert (stored.text, stored.sender_id, stored.client_msg_id) == ("hello", bob.id, "m1")
-    # Every member's inbox has both, in order, with the message as the wire shows it.
+    # Every member's inbox has both, in order, the message by its id (a read
+    # puts it in as the wire shows it).
     for member in (alice, bob, carol):
         events = list(
             InboxEvent.objects.filter(user_id=member.id, seq__gt=heads[member.id]).order_by("seq")
         )
         assert [e.kind for e in events] == ["message.new", "message.new"]
         assert [e.seq for e in events] == [heads[member.id] + 1, heads[member.id] + 2]
-        assert events[0].payload == {"message": wire.message_dict(stored)}
+        assert events[0].payload == {"message_id": stored.pk}
+        (read,) = inbox_read(user_id=member.id, after=heads[member.id], upto=events[0].seq)
+        assert read["message"] == wire.message_dict(stored)
     # Sending reads everything before: bob's marker is at his message, alice's at hers.
     markers = dict(
         Membership.objects.filter(conversation_id=conversation).values_list(
@@ -624,7 +628,7 @@ def test_a_socket_whose_layer_connection_drops_still_gets_every_message(daphne_f
 def test_replayed_frames_as_text_are_the_stored_events(alice, bob):
     """The socket's replay sends frames spliced from the stored payload text;
     they must be exactly the events REST sync returns, whatever the text."""
-    from messaging.inbox import inbox_append, inbox_read, inbox_read_text
+    from messaging.inbox import inbox_append, inbox_read_text
 
     conversation = direct(alice, bob)
     send(alice, conversation, 'quotes " \\ and ünïcødé 🎉, {braces}: [x]')

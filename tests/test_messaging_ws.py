@@ -191,6 +191,12 @@ def test_edits_and_deletes_are_events_on_every_device(live_daphne, alice, bob):
     assert edited["message"]["text"] == "final"
     assert edited["message"]["edited_at"] is not None
     assert deleted["message"] == {**edited["message"], "text": "", "deleted": True}
+    # A device that was away replays all three events: each with the tombstone.
+    with open_socket(live_daphne.ws_url, token=bob.token) as laptop:
+        laptop.send({"type": "hello", "cursor": 0})
+        replayed = [f for f in laptop.frames_for(1.5) if f.get("kind", "").startswith("message.")]
+    assert [f["kind"] for f in replayed] == ["message.new", "message.edited", "message.deleted"]
+    assert all(f["message"] == deleted["message"] for f in replayed)
 
 
 def test_membership_changes_reach_every_affected_device(live_daphne, alice, bob, make_member):

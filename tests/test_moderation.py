@@ -1,12 +1,14 @@
 """Moderators in the Django admin: actions take effect live and are audited.
 Cast: a moderator (staff superuser), alice and bob chatting, charlie a plain user."""
 
+import json
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.test import Client
 
-from messaging.models import Membership, Message
-from tests.messaging_helpers import direct, group, send
+from messaging.models import InboxEvent, Membership, Message
+from tests.messaging_helpers import api, direct, group, send
 from tests.support.ws import open_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,6 +48,12 @@ def test_a_moderator_deletes_a_message_and_every_device_sees_the_tombstone(
     assert stored.deleted_at is not None
     assert stored.text == ""
     assert LogEntry.objects.filter(change_message="Deleted by a moderator").count() == 1
+    # Gone from what a device syncing from an old cursor gets, and from storage.
+    sync = api(bob).get("/api/v1/sync/", {"cursor": 0}).json()
+    new = next(e for e in sync["events"] if e["kind"] == "message.new")
+    assert (new["message"]["text"], new["message"]["deleted"]) == ("", True)
+    assert "abusive" not in json.dumps(sync)
+    assert not any("abusive" in json.dumps(e.payload) for e in InboxEvent.objects.all())
 
 
 def test_a_moderator_removes_a_member_live(live_daphne, moderator, alice, bob, make_member):
