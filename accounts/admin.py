@@ -33,6 +33,8 @@ class UserAdmin(DjangoUserAdmin):
         users = list(queryset.filter(is_active=True))
         for user in users:
             services.user_deactivate(user=user)
+            # In the admin's history, like the moderation actions on messages.
+            self.log_change(request, user, "Deactivated by a moderator")
         self.message_user(request, f"Deactivated {len(users)} user(s).", messages.SUCCESS)
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:

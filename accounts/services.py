@@ -16,6 +16,7 @@ from django.utils import timezone
 from knox.models import AuthToken
 
 from accounts.models import User
+from accounts.signals import user_deactivated
 from chatproject.errors import ChatError, Conflict, InvalidInput
 from chatproject.realtime import send_to_users_on_commit
 from notifications.models import Device
@@ -120,6 +121,8 @@ def user_deactivate(*, user: User) -> None:
     # Also devices registered from a browser session (no token to cascade from):
     # a banned user's phone must not keep showing message text.
     Device.objects.filter(user=user).delete()
+    # The groups they own get an owner who can still manage them.
+    user_deactivated.send(sender=User, user=user)
     _close_sockets(user_id=user.pk)
 
 

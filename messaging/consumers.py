@@ -336,6 +336,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_msg_id=clean_client_msg_id(frame.get("client_msg_id")),
             text=clean_text(frame.get("text")),
         )
+        if self.typing_sent:
+            # The message ends the others' "typing" line, and the client
+            # starts its next typing afresh: let that one through at once.
+            self.typing_sent.pop(send.conversation_id, None)
         # The queue stores it and delivers to every member's devices. The
         # socket does not wait for the commit: it goes on reading frames (more
         # sends, which then share a batch) and events; the answer joins its

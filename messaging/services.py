@@ -76,7 +76,9 @@ def _require_manager(membership: Membership) -> None:
 
 def _require_group(conversation: Conversation) -> None:
     if conversation.kind != Conversation.Kind.GROUP:
-        raise InvalidInput("Direct conversations have no members to manage.", code="not_a_group")
+        raise InvalidInput(
+            "A direct conversation has no title, roles or members to change.", code="not_a_group"
+        )
 
 
 def _lock_group(
@@ -243,7 +245,13 @@ def members_add(*, actor_id: int, conversation_id: int, user_ids: Iterable[int])
     # Under the conversation lock: concurrent adds cannot both pass this check.
     _check_capacity(len(members), len(new))
     _active_users(new)
-    Membership.objects.bulk_create([Membership(conversation=conversation, user_id=u) for u in new])
+    # What was said before they joined is not unread for them.
+    Membership.objects.bulk_create(
+        [
+            Membership(conversation=conversation, user_id=u, last_read_seq=conversation.last_seq)
+            for u in new
+        ]
+    )
     inbox_ensure(user_ids=new)
     _emit_members_added(conversation, _members(conversation), new)
     return conversation
@@ -266,11 +274,38 @@ def member_remove(*, actor_id: int, conversation_id: int, user_id: int) -> None:
         payload={"conversation_id": conversation.pk, "user_ids": [user_id]},
     )
     if target.role == Membership.Role.OWNER and remaining:
-        # The group must keep an owner: the longest-standing admin, else member.
-        heir = next((m for m in remaining if m.role == Membership.Role.ADMIN), remaining[0])
+        # The group must keep an owner, one who can act if anyone can.
+        heir = _heir(remaining) or remaining[0]
         heir.role = Membership.Role.OWNER
         heir.save(update_fields=["role"])
         _emit_updated(conversation, remaining)
+
+
+def _heir(members: list[Membership]) -> Membership | None:
+    """Who inherits a group: the longest-standing active admin, else active
+    member (None if nobody but the owner is active)."""
+    active = [m for m in members if m.user.is_active and m.role != Membership.Role.OWNER]
+    admin = next((m for m in active if m.role == Membership.Role.ADMIN), None)
+    return admin or next(iter(active), None)
+
+
+def on_user_deactivated(*, user: User, **_: object) -> None:
+    """A deactivated owner's groups each get a new owner: until then nobody
+    could rename them or manage their members. The former owner stays a
+    member, so a reactivation finds their chats."""
+    owned = Membership.objects.filter(user=user, role=Membership.Role.OWNER)
+    for conversation_id in sorted(owned.values_list("conversation_id", flat=True)):
+        conversation = _lock_conversation(conversation_id)
+        members = _members(conversation)
+        former = _member(members, user.pk)
+        heir = _heir(members)
+        if former.role != Membership.Role.OWNER or heir is None:
+            continue  # handed over meanwhile, or nobody left who could take it
+        former.role = Membership.Role.MEMBER
+        former.save(update_fields=["role"])
+        heir.role = Membership.Role.OWNER
+        heir.save(update_fields=["role"])
+        _emit_updated(conversation, members)
 
 
 @transaction.atomic

@@ -1,6 +1,7 @@
 """The browser's account pages and the admin's account actions."""
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.test import Client
 from knox.models import AuthToken
@@ -325,6 +326,8 @@ def test_the_admin_deactivate_action(client, moderator, alice, bob, charlie):
     ) == ["alice", "bob"]
     assert call(client, "get", ME, **alice.auth).status_code == 401
     assert call(client, "get", ME, **charlie.auth).status_code == 200
+    logged = LogEntry.objects.filter(change_message="Deactivated by a moderator")
+    assert sorted(int(e.object_id) for e in logged) == sorted([alice.id, bob.id])
 
 
 @pytest.mark.django_db

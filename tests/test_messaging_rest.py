@@ -36,8 +36,9 @@ def test_a_direct_conversation_is_unique_per_pair(alice, bob):
     [
         ({"kind": "direct"}, "invalid"),
         ({"kind": "direct", "user_id": 999999}, "unknown_user"),
-        ({"kind": "group", "member_ids": []}, "invalid"),
+        ({"kind": "group", "member_ids": []}, "invalid"),  # no title at all
         ({"kind": "channel", "title": "x"}, "invalid"),
+        ({"kind": "group", "title": " \t ", "member_ids": []}, "invalid_title"),
     ],
 )
 def test_creating_a_conversation_validates_its_input(alice, body, code):
@@ -174,6 +175,48 @@ def test_nobody_removes_the_owner_and_an_owner_who_leaves_hands_over(alice, bob,
     assert roles == {bob.id: "member", carol.id: "owner"}
 
 
+def test_someone_added_to_a_group_has_nothing_unread_from_before(alice, bob, make_member):
+    carol = make_member("carol")
+    conversation = group(alice, bob)
+    for n in range(3):
+        send(bob, conversation, f"before carol {n}")
+    url = f"/api/v1/conversations/{conversation}/members/"
+    api(alice).post(url, {"user_ids": [carol.id]}, format="json")
+    send(bob, conversation, "welcome, carol")
+
+    (listed,) = api(carol).get("/api/v1/conversations/").json()
+    assert (listed["last_read_seq"], listed["unread_count"]) == (3, 1)
+    # The history before she joined is still hers to read.
+    history = api(carol).get(f"/api/v1/conversations/{conversation}/messages/").json()
+    assert len(history["messages"]) == 4
+
+
+def test_a_deactivated_owner_hands_the_group_to_someone_who_can_manage_it(alice, bob, make_member):
+    from accounts.services import user_deactivate
+
+    carol, dave = make_member("carol"), make_member("dave")
+    conversation = group(alice, bob, carol, dave)
+    members_url = f"/api/v1/conversations/{conversation}/members/"
+    api(alice).patch(f"{members_url}{carol.id}/", {"role": "admin"})
+    lonely = group(alice, bob)  # nobody active but the owner: she stays owner
+    user_deactivate(user=bob.user)  # an inactive member does not inherit
+
+    user_deactivate(user=alice.user)
+
+    roles = dict(
+        Membership.objects.filter(conversation_id=conversation).values_list("user", "role")
+    )
+    assert roles == {alice.id: "member", bob.id: "member", carol.id: "owner", dave.id: "member"}
+    renamed = api(carol).patch(f"/api/v1/conversations/{conversation}/", {"title": "Ours now"})
+    assert renamed.status_code == 200
+    sync = api(dave).get("/api/v1/sync/", {"cursor": 0}).json()["events"]
+    assert sync[-2]["kind"] == "conversation.updated"
+    assert {m["user_id"]: m["role"] for m in sync[-2]["conversation"]["members"]}[carol.id] == (
+        "owner"
+    )
+    assert Membership.objects.get(conversation_id=lonely, user_id=alice.id).role == "owner"
+
+
 def test_anyone_can_leave_a_group(alice, bob):
     conversation = group(alice, bob)
 
@@ -194,6 +237,9 @@ def test_only_managers_rename_a_group(alice, bob, charlie):
     assert by_outsider.status_code == 404
     assert by_owner.status_code == 200
     assert by_owner.json()["title"] == "Renamed"
+    blank = api(alice).patch(f"/api/v1/conversations/{conversation}/", {"title": "   "})
+    assert (blank.status_code, blank.json()["code"]) == (400, "invalid_title")
+    assert Conversation.objects.get(pk=conversation).title == "Renamed"
 
 
 def test_direct_conversations_have_no_members_to_manage(alice, bob, charlie):

@@ -178,6 +178,23 @@ def test_typing_reaches_the_others_briefly_and_is_throttled(live_daphne, alice, 
         assert [f for f in alice_phone.frames_for(0.3) if f["type"] == "typing"] == []
 
 
+def test_typing_right_after_sending_shows_at_once(live_daphne, alice, bob):
+    """A message clears its sender's typing line on the other side; typing on
+    straight away must show again, not be throttled for two seconds."""
+    conversation = direct(alice, bob)
+    alice_phone, _ = connect(live_daphne, alice)
+    bob_phone, _ = connect(live_daphne, bob)
+    with alice_phone, bob_phone:
+        alice_phone.send({"type": "typing", "conversation_id": conversation})
+        bob_phone.expect("typing")
+        alice_phone.send(send_frame(conversation, "done typing"))
+        alice_phone.expect("ack")
+        alice_phone.send({"type": "typing", "conversation_id": conversation})
+
+        frames = bob_phone.frames_for(0.7)
+    assert [f["user_id"] for f in frames if f["type"] == "typing"] == [alice.id]
+
+
 def test_edits_and_deletes_are_events_on_every_device(live_daphne, alice, bob):
     conversation = direct(alice, bob)
     message = send(alice, conversation, "draft").json()["message"]

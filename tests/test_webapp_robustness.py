@@ -446,6 +446,26 @@ def test_the_length_limit_counts_code_points_like_the_server(tabs, rest, alice, 
     expect(alice_tab.page.locator("#composer-error")).to_contain_text("at most 100,000")
 
 
+def test_a_message_of_only_invisible_characters_is_not_sent(tabs, rest, alice, bob):
+    """The server refuses it (`empty_text`); sent anyway it became a "Not sent"
+    bubble whose retry could never succeed."""
+    conversation = rest(alice).direct(bob.id)
+    alice_tab = tabs(alice)
+    alice_tab.open("Bob B.")
+    alice_tab.composer.fill("\u200b\u2060 \u200b")
+    alice_tab.composer.press("Enter")
+    alice_tab.page.wait_for_timeout(500)
+    expect(alice_tab.messages()).to_have_count(0)
+
+    alice_tab.send("\u200bvisible")
+    expect(alice_tab.messages()).to_have_count(1)
+    wait_for(
+        lambda: Message.objects.filter(conversation_id=conversation).count() == 1,
+        10,
+        "the visible message was not sent",
+    )
+
+
 # The window of the page can lose the focus (another window in front of it),
 # switchable by the test; headless chromium always has it.
 FOCUS_SWITCH = """

@@ -17,6 +17,9 @@ import {
 const NEAR_BOTTOM_PX = 80;
 const NEAR_TOP_PX = 120;
 const TYPING_EVERY_MS = 2000; // the server drops typing frames sent more often
+// Something to show: the server refuses text of only spaces, zero-width and
+// other format or control characters (`empty_text`), so the composer does too.
+const VISIBLE = /[^\p{Z}\p{Cc}\p{Cf}]/u;
 
 export class ThreadView {
   constructor({ store, outbox, root, maxChars, actions }) {
@@ -452,7 +455,7 @@ export class ThreadView {
 
   async saveEdit(message, box) {
     const text = box.value.trim();
-    if (!text) {
+    if (!VISIBLE.test(text)) {
       this.actions.toast("A message cannot be empty; delete it instead.");
       return;
     }
@@ -471,7 +474,7 @@ export class ThreadView {
     const conv = this.conv;
     if (!conv) return;
     const text = this.el.text.value;
-    if (!text.trim()) return;
+    if (!VISIBLE.test(text)) return;
     // The server counts code points (an emoji is one), not UTF-16 units.
     if ([...text.trim()].length > this.maxChars) {
       this.el.error.textContent = `A message can have at most ${this.maxChars.toLocaleString()} characters.`;
