@@ -62,7 +62,7 @@ def member_dict(membership: Membership, *, show_read: bool = True) -> dict[str, 
         "user_id": membership.user_id,
         "username": user.username,
         "display_name": user.display_name,
-        "avatar_url": user.avatar_url,
+        "avatar_url": user.avatar_url or None,  # stored as "", null as in users/ and me/
         "role": membership.role,
         "last_read_seq": membership.last_read_seq if show_read else None,
     }

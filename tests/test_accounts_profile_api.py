@@ -111,6 +111,7 @@ def test_patch_me_validates_each_field_and_changes_nothing(client, alice, payloa
 
     body = assert_error(response, 400, "invalid")
     assert list(body["fields"]) == [field]
+    assert len(body["fields"][field]) == 1  # one reason, said once
     alice.user.refresh_from_db()
     assert (alice.user.time_zone, alice.user.avatar_url, alice.user.display_name) == (
         "UTC",

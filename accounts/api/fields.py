@@ -18,7 +18,14 @@ class StrictCharField(serializers.CharField):
 
 
 class StrictURLField(StrictCharField, serializers.URLField):
-    pass
+    """`validators` given replace DRF's own URL check (http, https and ftp),
+    which would otherwise say "Enter a valid URL." a second time."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        given = kwargs.pop("validators", None)
+        super().__init__(**kwargs)
+        if given is not None:
+            self.validators = list(given)
 
 
 @extend_schema_field({"type": "string", "format": "uri", "nullable": True})

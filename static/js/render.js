@@ -152,8 +152,12 @@ export function lastSeen(iso) {
 // --- avatars ------------------------------------------------------------------
 
 export function initials(name) {
-  const words = String(name || "?").trim().split(/\s+/).filter(Boolean);
-  const letters = words.length > 1 ? words[0][0] + words[words.length - 1][0] : (words[0] || "?").slice(0, 2);
+  // Letters and digits only: "Dave <b>Bold</b>" is "DB", not "D<".
+  const words = String(name || "").split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+  if (!words.length) return "?";
+  // By code point: a letter outside the BMP is two UTF-16 units.
+  const first = [...words[0]];
+  const letters = words.length > 1 ? first[0] + [...words[words.length - 1]][0] : first.slice(0, 2).join("");
   return letters.toUpperCase();
 }
 
