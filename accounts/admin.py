@@ -43,6 +43,17 @@ class UserAdmin(DjangoUserAdmin):
         if deactivating:
             services.user_deactivate(user=obj)
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, Any, Any]:
+        # Someone who has chatted cannot be deleted: their messages stay in
+        # others' history (Message.sender is PROTECT), and memberships leave
+        # only through the moderation action, which tells every member. Say
+        # so, instead of Django's "no permission to delete membership".
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if perms_needed or protected:
+            reason = "their chats and messages, which stay: deactivate the account instead"
+            return deleted, counts, set(), [reason]
+        return deleted, counts, perms_needed, protected
+
     def delete_model(self, request: HttpRequest, obj: User) -> None:
         services.user_delete(user=obj)
 

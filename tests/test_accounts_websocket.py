@@ -12,7 +12,9 @@ from django.test import Client
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from accounts import services
+from accounts.models import User
 from tests.accounts_fixtures import bearer, call
+from tests.messaging_helpers import direct, send
 from tests.support.ws import Socket, open_socket
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -225,3 +227,18 @@ def test_deleting_the_account_in_the_admin_closes_its_sockets(live_daphne, make_
 
     assert phone.closed_with() == CLOSE_UNAUTHENTICATED
     phone.close()
+
+
+def test_someone_who_has_chatted_is_deactivated_not_deleted(make_member, alice, bob):
+    """Their messages stay in others' history: the admin says to deactivate,
+    instead of Django's "no permission to delete membership"."""
+    moderator = Client()
+    moderator.force_login(make_member("mod", is_staff=True, is_superuser=True).user)
+    send(alice, direct(alice, bob), "still here")
+
+    page = moderator.get(f"/admin/accounts/user/{alice.id}/delete/").content.decode()
+    moderator.post(f"/admin/accounts/user/{alice.id}/delete/", {"post": "yes"})
+
+    assert "deactivate the account instead" in page
+    assert "permission to delete" not in page
+    assert User.objects.filter(pk=alice.id, is_active=True).exists()
