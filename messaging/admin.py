@@ -58,6 +58,11 @@ class ConversationAdmin(admin.ModelAdmin):
         # through the actions, which go through the services.
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Deleting would take its messages with it, and the members' inbox
+        # events name them (messaging.inbox): tombstone messages instead.
+        return False
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):

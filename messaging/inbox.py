@@ -8,8 +8,10 @@ A message's events (`message.new`, `.edited`, `.deleted`) store only the
 message's id, and a read puts the message in as it is now. A copy of the text
 in each member's inbox would outlive an edit or a delete: a device syncing from
 an old cursor would be handed the words its sender took back, and a
-moderator's tombstone would leave them in storage (found in review). Live
-deliveries carry the message as it was written, which is how it is then.
+moderator's tombstone would leave them in storage (found in review). A user
+no longer in the conversation gets the message without its text: an edit made
+after they left is not theirs. Live deliveries carry the message as it was
+written, which is how it is then.
 """
 
 import json
@@ -25,7 +27,7 @@ from django.utils import timezone
 from accounts.ws_auth import credentials_valid, session_valid
 from chatproject.realtime import send_many_on_commit
 from messaging import wire
-from messaging.models import Inbox, InboxEvent, Message
+from messaging.models import Inbox, InboxEvent, Membership, Message
 
 REPLAY_PAGE = 500
 # Events whose payload is a message, stored as `{"message_id": id}`.
@@ -106,9 +108,8 @@ def inbox_append(
 def inbox_append_message(
     *, user_ids: Iterable[int], kind: str, message: dict[str, Any]
 ) -> list[Event]:
-    """A message's event (`message_dict`): delivered with the message, stored
-    as its id."""
-    assert kind in MESSAGE_KINDS
+    """A message's event (`message_dict`, kind one of MESSAGE_KINDS):
+    delivered with the message, stored as its id."""
     return inbox_append(
         user_ids=user_ids,
         kind=kind,
@@ -166,7 +167,7 @@ def inbox_read(
             :limit
         ]
     )
-    messages = _messages_now(_message_id(kind, payload) for _, kind, payload in rows)
+    messages = _messages_now(user_id, (_message_id(kind, payload) for _, kind, payload in rows))
     frames = []
     for seq, kind, payload in rows:
         message_id = _message_id(kind, payload)
@@ -194,7 +195,7 @@ def inbox_read_text(
         _message_id(kind, json.loads(body)) if kind in MESSAGE_KINDS else None
         for _, kind, body in rows
     ]
-    messages = {i: wire.message_json(m) for i, m in _messages_now(ids).items()}
+    messages = {i: wire.message_json(m) for i, m in _messages_now(user_id, ids).items()}
     frames = []
     for (seq, kind, body), message_id in zip(rows, ids, strict=True):
         message = messages.get(message_id) if message_id is not None else None
@@ -214,13 +215,26 @@ def _message_id(kind: str, payload: Any) -> int | None:
     return copy.get("id") if isinstance(copy, dict) else None
 
 
-def _messages_now(ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
-    """The messages as they are now (`wire.message_dict`), by id.
+def _messages_now(user_id: int, ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
+    """The messages as they are now (`wire.message_dict`), by id; without
+    their text in conversations the user is no longer in: an edit made after
+    they left is not theirs to read, and the words they had then are not kept.
     (Messages are never removed, only tombstoned; an event whose message were
     gone would go out as stored.)"""
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    return {
-        message.pk: wire.message_dict(message) for message in Message.objects.filter(pk__in=wanted)
-    }
+    messages = list(Message.objects.filter(pk__in=wanted))
+    conversations = {m.conversation_id for m in messages}
+    member_of = set(
+        Membership.objects.filter(user_id=user_id, conversation_id__in=conversations).values_list(
+            "conversation_id", flat=True
+        )
+    )
+    found = {}
+    for message in messages:
+        body = wire.message_dict(message)
+        if message.conversation_id not in member_of:
+            body["text"] = ""
+        found[message.pk] = body
+    return found

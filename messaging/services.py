@@ -290,22 +290,35 @@ def _heir(members: list[Membership]) -> Membership | None:
 
 
 def on_user_deactivated(*, user: User, **_: object) -> None:
-    """A deactivated owner's groups each get a new owner: until then nobody
-    could rename them or manage their members. The former owner stays a
-    member, so a reactivation finds their chats."""
-    owned = Membership.objects.filter(user=user, role=Membership.Role.OWNER)
+    """Receives accounts' `user_deactivated`, inside the deactivating
+    transaction: the hand-over runs after it commits, so a lock wait there
+    can never undo a ban."""
+    user_id = user.pk
+    transaction.on_commit(lambda: groups_hand_over(user_id=user_id), robust=True)
+
+
+def groups_hand_over(*, user_id: int) -> None:
+    """Each group a deactivated user owns gets a new owner (`_heir`): until
+    then nobody could rename it or manage its members. The former owner stays
+    a member, so a reactivation finds their chats. One transaction per group,
+    each locking its conversation and then its members' inboxes, like every
+    other write: several groups in one would lock inboxes out of order."""
+    owned = Membership.objects.filter(user_id=user_id, role=Membership.Role.OWNER)
     for conversation_id in sorted(owned.values_list("conversation_id", flat=True)):
-        conversation = _lock_conversation(conversation_id)
-        members = _members(conversation)
-        former = _member(members, user.pk)
-        heir = _heir(members)
-        if former.role != Membership.Role.OWNER or heir is None:
-            continue  # handed over meanwhile, or nobody left who could take it
-        former.role = Membership.Role.MEMBER
-        former.save(update_fields=["role"])
-        heir.role = Membership.Role.OWNER
-        heir.save(update_fields=["role"])
-        _emit_updated(conversation, members)
+        with transaction.atomic():
+            conversation = _lock_conversation(conversation_id)
+            members = _members(conversation)
+            former = next((m for m in members if m.user_id == user_id), None)
+            heir = _heir(members)
+            if former is None or former.role != Membership.Role.OWNER or former.user.is_active:
+                continue  # left, handed over or reactivated meanwhile
+            if heir is None:
+                continue  # nobody active left to take it
+            former.role = Membership.Role.MEMBER
+            former.save(update_fields=["role"])
+            heir.role = Membership.Role.OWNER
+            heir.save(update_fields=["role"])
+            _emit_updated(conversation, members)
 
 
 @transaction.atomic

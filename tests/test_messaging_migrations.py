@@ -1,11 +1,11 @@
 """Migrations that rewrite stored data, run both ways on the real database."""
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from messaging import wire
-from messaging.inbox import inbox_read
+from messaging.inbox import inbox_append, inbox_read
 from messaging.models import InboxEvent, Message
 from tests.messaging_helpers import api, direct, send
 
@@ -21,35 +21,44 @@ def _migrate(target: list[tuple[str, str]]) -> None:
     executor.migrate(target)
 
 
+def _message_payloads() -> list[dict]:
+    kinds = ("message.new", "message.edited", "message.deleted")
+    events = InboxEvent.objects.filter(kind__in=kinds).order_by("id")
+    return list(events.values_list("payload", flat=True))
+
+
 def test_stored_message_copies_become_references_and_back(alice, bob):
     """0007 strips the message copies that inbox events held (a deleted
     message's words among them) down to the message's id; a read gives the
-    message as it is now either way."""
+    message as it is now either way; going back restores 0006's copies and
+    function."""
     conversation = direct(alice, bob)
-    message_id = send(alice, conversation, "regretted").json()["message"]["id"]
     _migrate(BEFORE)
     try:
-        # As 0006 stored it: a copy of the message in each member's event.
-        Message.objects.filter(pk=message_id).update(text="regretted")
+        # 0006's function stores a copy in each member's event...
+        message_id = send(alice, conversation, "regretted").json()["message"]["id"]
         copy = {"message": wire.message_dict(Message.objects.get(pk=message_id))}
-        InboxEvent.objects.filter(kind="message.new").update(payload=copy)
-        # Then deleted without touching the copies, as 0006's services did.
+        assert _message_payloads() == [copy, copy]
+        # ... and so did 0006's edits and deletes, which left them behind.
+        with transaction.atomic():
+            inbox_append(user_ids=[alice.id, bob.id], kind="message.edited", payload=copy)
+            inbox_append(user_ids=[alice.id, bob.id], kind="message.deleted", payload=copy)
         Message.objects.filter(pk=message_id).update(text="", deleted_at="2026-01-01T00:00Z")
 
         _migrate(AFTER)
-        payloads = list(InboxEvent.objects.filter(kind="message.new").values_list("payload"))
-        assert payloads == [({"message_id": message_id},)] * 2
-        (event,) = [e for e in inbox_read(user_id=bob.id, after=0) if e["kind"] == "message.new"]
-        assert (event["message"]["text"], event["message"]["deleted"]) == ("", True)
+        assert _message_payloads() == [{"message_id": message_id}] * 6
+        replayed = [e for e in inbox_read(user_id=bob.id, after=0) if "message" in e]
+        assert len(replayed) == 3
+        assert all((e["message"]["text"], e["message"]["deleted"]) == ("", True) for e in replayed)
 
         _migrate(BEFORE)
         tombstone = {"message": wire.message_dict(Message.objects.get(pk=message_id))}
-        payloads = list(InboxEvent.objects.filter(kind="message.new").values_list("payload"))
-        assert payloads == [(tombstone,)] * 2
+        assert _message_payloads() == [tombstone] * 6
+        send(bob, conversation, "back on 0006")
+        assert _message_payloads()[-1]["message"]["text"] == "back on 0006"
     finally:
         _migrate(AFTER)
     # The function is 0007's again: a new send stores a reference.
     new_id = send(bob, conversation, "hello").json()["message"]["id"]
-    stored = InboxEvent.objects.filter(kind="message.new").order_by("-id").first()
-    assert stored.payload == {"message_id": new_id}
+    assert _message_payloads()[-2:] == [{"message_id": new_id}] * 2
     assert api(bob).get("/api/v1/sync/", {"cursor": 0}).status_code == 200

@@ -191,30 +191,56 @@ def test_someone_added_to_a_group_has_nothing_unread_from_before(alice, bob, mak
     assert len(history["messages"]) == 4
 
 
-def test_a_deactivated_owner_hands_the_group_to_someone_who_can_manage_it(alice, bob, make_member):
+def test_a_deactivated_owner_hands_the_group_to_someone_who_can_manage_it(
+    alice, bob, make_member, django_capture_on_commit_callbacks
+):
     from accounts.services import user_deactivate
 
     carol, dave = make_member("carol"), make_member("dave")
     conversation = group(alice, bob, carol, dave)
+    second = group(alice, dave)  # another of hers: each group is handed over
     members_url = f"/api/v1/conversations/{conversation}/members/"
     api(alice).patch(f"{members_url}{carol.id}/", {"role": "admin"})
     lonely = group(alice, bob)  # nobody active but the owner: she stays owner
     user_deactivate(user=bob.user)  # an inactive member does not inherit
 
-    user_deactivate(user=alice.user)
+    # After the deactivation commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        user_deactivate(user=alice.user)
 
     roles = dict(
         Membership.objects.filter(conversation_id=conversation).values_list("user", "role")
     )
     assert roles == {alice.id: "member", bob.id: "member", carol.id: "owner", dave.id: "member"}
+    assert Membership.objects.get(conversation_id=second, user_id=dave.id).role == "owner"
+    assert Membership.objects.get(conversation_id=lonely, user_id=alice.id).role == "owner"
     renamed = api(carol).patch(f"/api/v1/conversations/{conversation}/", {"title": "Ours now"})
     assert renamed.status_code == 200
     sync = api(dave).get("/api/v1/sync/", {"cursor": 0}).json()["events"]
-    assert sync[-2]["kind"] == "conversation.updated"
-    assert {m["user_id"]: m["role"] for m in sync[-2]["conversation"]["members"]}[carol.id] == (
-        "owner"
-    )
-    assert Membership.objects.get(conversation_id=lonely, user_id=alice.id).role == "owner"
+    handed = [e for e in sync if e["kind"] == "conversation.updated"]
+    owners = [
+        [m["user_id"] for m in e["conversation"]["members"] if m["role"] == "owner"] for e in handed
+    ]
+    assert sorted(owners[-2:]) == [[carol.id], [dave.id]]
+
+
+def test_someone_who_left_gets_no_text_written_after(alice, bob, charlie):
+    """A removed member's device syncing from an old cursor replays the
+    group's events: not the text of an edit made after they left."""
+    conversation = group(alice, bob, charlie)
+    message = send(alice, conversation, "before you left").json()["message"]
+    api(alice).delete(f"/api/v1/conversations/{conversation}/members/{charlie.id}/")
+    api(alice).patch(f"/api/v1/messages/{message['id']}/", {"text": "after you left"})
+
+    events = api(charlie).get("/api/v1/sync/", {"cursor": 0}).json()["events"]
+    (new,) = [e for e in events if e["kind"] == "message.new"]
+    assert new["message"]["id"] == message["id"]
+    assert new["message"]["text"] == ""
+    assert "after you left" not in json.dumps(events)
+    assert [e["kind"] for e in events][-1] == "member.removed"
+    # Those still in it see the edit.
+    bobs = api(bob).get("/api/v1/sync/", {"cursor": 0}).json()["events"]
+    assert [e["message"]["text"] for e in bobs if e["kind"] == "message.new"] == ["after you left"]
 
 
 def test_anyone_can_leave_a_group(alice, bob):

@@ -94,6 +94,12 @@ def test_conversations_are_view_only_so_a_stale_form_cannot_rewind_them(moderato
     assert b'name="_save"' not in page.content
     assert post.status_code == 403
     assert send(alice, conversation, "two").json()["message"]["seq"] == 2
+    # Nor deleted: the members' inbox events name its messages.
+    deleted = moderator.post(
+        f"/admin/messaging/conversation/{conversation}/delete/", {"post": "yes"}
+    )
+    assert deleted.status_code == 403
+    assert Message.objects.filter(conversation_id=conversation).count() == 2
 
 
 def test_removing_a_member_of_a_direct_chat_is_refused_with_a_message(moderator, alice, bob):

@@ -100,3 +100,17 @@ def test_group_members_are_seen_added_removed_and_can_leave(tabs, rest, alice, b
     assert list(
         Membership.objects.filter(conversation=group).values_list("user_id", flat=True)
     ) == [alice.id]
+
+
+def test_someone_added_while_online_has_nothing_unread_from_before(tabs, rest, alice, bob, charlie):
+    team = rest(alice).group("Team", [bob.id])
+    for n in range(3):
+        rest(bob).send(team, f"before charlie {n}")
+    charlie_tab = tabs(charlie)
+
+    rest(alice).call("POST", f"conversations/{team}/members/", {"user_ids": [charlie.id]})
+    expect(charlie_tab.conversation("Team")).to_be_visible()
+    expect(charlie_tab.badge("Team")).to_have_count(0)
+
+    rest(bob).send(team, "welcome, charlie")
+    expect(charlie_tab.badge("Team")).to_have_text("1")

@@ -470,7 +470,10 @@ async function applyEvent(frame) {
       const payload = frame.conversation;
       if (frame.user_ids.includes(me.id) || store.conversations.has(payload.id)) {
         const isNew = !store.conversations.has(payload.id);
-        const conv = store.upsert(payload);
+        // Added just now: what was said before is not unread (as the server's
+        // read marker for a new member says).
+        const joined = isNew && frame.user_ids.includes(me.id);
+        const conv = store.upsert(joined ? { ...payload, last_read_seq: payload.last_seq } : payload);
         if (isNew) loadPresence([conv]);
       }
       refresh();
