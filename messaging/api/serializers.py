@@ -47,7 +47,7 @@ class MemberOut(serializers.Serializer):
     user_id = serializers.IntegerField()
     username = serializers.CharField()
     display_name = serializers.CharField(allow_blank=True)
-    avatar_url = serializers.CharField(allow_blank=True)
+    avatar_url = serializers.URLField(allow_null=True, help_text="null when there is none")
     role = serializers.ChoiceField(choices=Membership.Role.choices)
     last_read_seq = serializers.IntegerField(
         allow_null=True, help_text="Direct conversations only (a read receipt); null in groups."
