@@ -8,6 +8,9 @@ moment that matters.
 
 import logging
 
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
 from accounts.models import User
 from messaging.models import Conversation, Membership, Message
 from notifications.models import Device
@@ -58,6 +61,14 @@ def _pushable(message_id: int) -> Message | None:
     return message
 
 
+def _signed_in(devices: QuerySet[Device]) -> QuerySet[Device]:
+    """Devices whose API token is still good (or that were registered from a
+    browser session, which removes them when it ends). An expired token's row
+    stays until knox next purges it: its phone is signed out all the same."""
+    still_good = Q(auth_token__expiry__isnull=True) | Q(auth_token__expiry__gt=timezone.now())
+    return devices.filter(Q(auth_token__isnull=True) | still_good)
+
+
 def message_push_targets(*, message_id: int) -> list[int]:
     """The devices to push a new message to: every device of every active
     member other than the sender who has no device online."""
@@ -70,15 +81,21 @@ def message_push_targets(*, message_id: int) -> list[int]:
         .values_list("user_id", flat=True)
     )
     offline = offline_user_ids(recipients) if recipients else []
-    return list(Device.objects.filter(user_id__in=offline).values_list("pk", flat=True))
+    devices = _signed_in(Device.objects.filter(user_id__in=offline))
+    return list(devices.values_list("pk", flat=True))
 
 
 def message_push_device(*, message_id: int, device_id: int) -> Outcome | None:
-    """Push one message to one device, if still relevant: the device exists,
-    its user is active and still has no device online. None: nothing to send."""
-    device = Device.objects.select_related("user").filter(pk=device_id).first()
+    """Push one message to one device, if still relevant: the device exists
+    and is signed in, its user is active, still in the conversation (a retry
+    may come long after they left) and still has no device online. None:
+    nothing to send."""
+    device = _signed_in(Device.objects.select_related("user")).filter(pk=device_id).first()
     message = _pushable(message_id)
     if device is None or message is None or not device.user.is_active:
+        return None
+    member = Membership.objects.filter(conversation_id=message.conversation_id, user=device.user)
+    if not member.exists():
         return None
     if not offline_user_ids([device.user_id]):
         return None

@@ -25,9 +25,9 @@ def fcm(settings, tmp_path):
     fake.server.shutdown()
 
 
-def register(member, token: str, platform: str = "android") -> Device:
+def register(member, token: str, platform: str = "android", **fields) -> Device:
     return Device.objects.create(
-        user=member.user, platform=platform, token=token, last_seen_at=timezone.now()
+        user=member.user, platform=platform, token=token, last_seen_at=timezone.now(), **fields
     )
 
 
@@ -155,6 +155,37 @@ def test_a_deactivated_user_gets_no_push_and_loses_their_devices(celery_worker, 
     time.sleep(1.0)
 
     assert fcm.tokens_sent() == []
+
+
+def test_a_phone_whose_token_expired_gets_no_push(celery_worker, fcm, alice, bob):
+    """Its token is refused by the API (signed out), though knox has not yet
+    purged the row that would take the registration with it."""
+    from knox.models import AuthToken
+
+    expiring, _ = AuthToken.objects.create(user=bob.user)
+    kept, _ = AuthToken.objects.create(user=bob.user)
+    register(bob, "bob-old", auth_token=expiring)
+    register(bob, "bob-new", auth_token=kept)
+    AuthToken.objects.filter(pk=expiring.pk).update(expiry=timezone.now())
+
+    send(alice, direct(alice, bob), "signed out?")
+    wait_until(lambda: len(fcm.sent) >= 1)
+    time.sleep(0.5)
+
+    assert fcm.tokens_sent() == ["bob-new"]
+
+
+def test_no_push_reaches_someone_who_left_before_it_went_out(alice, bob, charlie):
+    """A push can be retried long after its message (Celery retries); by then
+    the recipient may have left the conversation."""
+    from notifications.services import message_push_device
+
+    conversation = group(alice, bob, charlie)
+    device = register(bob, "bob-phone")
+    message = send(alice, conversation, "for members only").json()["message"]
+    api(bob).delete(f"/api/v1/conversations/{conversation}/members/{bob.id}/")
+
+    assert message_push_device(message_id=message["id"], device_id=device.pk) is None
 
 
 def test_messages_sent_over_the_socket_are_pushed_once_each(
