@@ -19,6 +19,7 @@ from accounts.models import User
 from accounts.signals import user_deactivated
 from chatproject.errors import ChatError, Conflict, InvalidInput
 from chatproject.realtime import send_to_users_on_commit
+from chatproject.text import clean_name
 from notifications.models import Device
 
 # A user's push registrations are capped: the least recently seen goes first.
@@ -49,7 +50,7 @@ def user_register(*, username: str, password: str, display_name: str = "") -> Us
     username = User.normalize_username(username.strip())
     if User.objects.filter(username__iexact=username).exists():
         raise Conflict("That username is taken.", code="username_taken")
-    user = User(username=username, display_name=display_name.strip())
+    user = User(username=username, display_name=clean_name(display_name))
     try:
         password_validation.validate_password(password, user)
     except ValidationError as exc:
@@ -73,7 +74,7 @@ def user_profile_update(
 ) -> User:
     """Change the given profile fields (already validated); None leaves one as it is."""
     changes = {
-        "display_name": display_name.strip() if display_name is not None else None,
+        "display_name": clean_name(display_name) if display_name is not None else None,
         "avatar_url": avatar_url,
         "time_zone": time_zone,
     }

@@ -9,7 +9,6 @@ events, and makes the group-size limit hold under concurrent adds.
 """
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from django.utils import timezone
 from accounts.models import User
 from chatproject.errors import ChatError, InvalidInput, NotFound, PermissionDenied
 from chatproject.realtime import send_many_on_commit
+from chatproject.text import has_visible
 from messaging import selectors, send_store, wire
 from messaging.inbox import inbox_append, inbox_append_message, inbox_ensure
 from messaging.models import Conversation, Membership, Message
@@ -28,7 +28,6 @@ from notifications.tasks import push_new_messages
 
 # Whitespace, separators, controls and format characters (zero-width space,
 # joiners, direction marks): a message of only these shows nothing.
-_INVISIBLE = {"Zs", "Zl", "Zp", "Cc", "Cf"}
 CLIENT_MSG_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -120,7 +119,7 @@ def clean_text(text: object) -> str:
     if not isinstance(text, str):
         raise InvalidInput("`text` must be a string.", code="invalid_text")
     text = text.strip()
-    if not any(unicodedata.category(c) not in _INVISIBLE for c in text):
+    if not has_visible(text):
         # Also zero-width spaces and other format characters: nothing to show.
         raise InvalidInput("The message is empty.", code="empty_text")
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:

@@ -47,6 +47,31 @@ def test_me_refuses_anonymous_and_deactivated(client, deactivated):
 
 
 @pytest.mark.django_db
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("\u202eeciffo knab", "eciffo knab"),  # would read "bank office"
+        ("Ali\u2066ce\u2069 \u200f", "Alice"),
+        ("\u200b\u2060", ""),  # nothing to see: the username is shown
+        ("\u3164", ""),  # a Hangul filler is a letter that renders as nothing
+        ("\u05e9\u05e8\u05d4 Sarah", "\u05e9\u05e8\u05d4 Sarah"),  # right-to-left letters stay
+    ],
+)
+def test_a_display_name_cannot_hide_or_turn_around(client, alice, given, stored):
+    response = call(client, "patch", ME, {"display_name": given}, **alice.auth)
+    registered = call(
+        client,
+        "post",
+        "/api/v1/auth/register/",
+        {"username": "newcomer", "password": "a long enough passphrase", "display_name": given},
+    )
+
+    assert response.json()["display_name"] == stored
+    assert registered.status_code == 201, registered.content
+    assert User.objects.get(username="newcomer").display_name == stored
+
+
 def test_patch_me_changes_only_the_given_fields(client, alice):
     response = call(
         client,

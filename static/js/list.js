@@ -2,20 +2,23 @@
 
 import { avatar, formatFull, formatListTime, h, reconcile, srOnly } from "./render.js";
 
+// The preview line as parts: plain strings, and { bdi } for a name or text,
+// which keep their own direction (a right-to-left name, or a direction
+// control in a text, must not reorder the rest of the line).
 function preview(store, conv) {
   const typers = store.typers(conv.id);
   if (typers.length) {
-    const who = conv.kind === "group" ? `${store.userName(typers[0])} is typing…` : "typing…";
-    return { text: who, typing: true };
+    const parts = conv.kind === "group" ? [{ bdi: store.userName(typers[0]) }, " is typing…"] : ["typing…"];
+    return { parts, typing: true };
   }
   const message = conv.last_message;
-  if (!message) return { text: conv.kind === "group" ? "New group" : "No messages yet" };
-  let prefix = "";
-  if (message.sender_id === store.me.id) prefix = "You: ";
-  else if (conv.kind === "group") prefix = `${store.userName(message.sender_id)}: `;
-  if (message.deleted) return { text: `${prefix}Message deleted`, muted: true };
+  if (!message) return { parts: [conv.kind === "group" ? "New group" : "No messages yet"] };
+  let prefix = [];
+  if (message.sender_id === store.me.id) prefix = ["You: "];
+  else if (conv.kind === "group") prefix = [{ bdi: store.userName(message.sender_id) }, ": "];
+  if (message.deleted) return { parts: [...prefix, "Message deleted"], muted: true };
   // One line: the list shows the start of the text only.
-  return { text: prefix + message.text.replace(/\s+/g, " ").slice(0, 140) };
+  return { parts: [...prefix, { bdi: message.text.replace(/\s+/g, " ").slice(0, 140) }] };
 }
 
 function item(store, conv, activeId) {
@@ -59,7 +62,7 @@ function item(store, conv, activeId) {
               h(
                 "span",
                 { class: `conv-preview${line.typing ? " is-typing" : ""}${line.muted ? " muted" : ""}` },
-                line.text,
+                ...line.parts.map((part) => (typeof part === "string" ? part : h("bdi", {}, part.bdi))),
               ),
               // aria-label on a plain span is not read out: the count goes
               // to screen readers as text, the round badge only to the eye.

@@ -19,7 +19,7 @@ const NEAR_TOP_PX = 120;
 const TYPING_EVERY_MS = 2000; // the server drops typing frames sent more often
 // Something to show: the server refuses text of only spaces, zero-width and
 // other format or control characters (`empty_text`), so the composer does too.
-const VISIBLE = /[^\p{Z}\p{Cc}\p{Cf}]/u;
+const VISIBLE = /[^\p{Z}\p{Cc}\p{Cf}\u115f\u1160\u3164\uffa0]/u; // Hangul fillers show nothing
 
 export class ThreadView {
   constructor({ store, outbox, root, maxChars, actions }) {
