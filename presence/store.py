@@ -106,10 +106,13 @@ return 0
 """
 )
 
+# A device that closes was active until then: "last seen" is the close, not
+# its last beat (up to a heartbeat earlier), as the offline event says.
 _LEAVE = (
     """
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3])
 """
     + _GONE
 )
@@ -263,6 +266,7 @@ class MemoryPresenceStore:
     async def leave(self, user_id: int, device: str, now: float) -> int:
         with self.lock:
             self.deadlines.get(user_id, {}).pop(device, None)
+            self.last[user_id] = now  # active until it closed (see _LEAVE)
             return self._gone(user_id, now)
 
     async def leave_many(self, devices: list[tuple[int, str]], now: float) -> list[int | Exception]:

@@ -206,6 +206,19 @@ async def store(request, monkeypatch):
         made.sync.close()
 
 
+async def test_last_seen_is_when_the_last_device_closed_not_its_last_beat(store):
+    """The offline event says the close; a later presence query must not say
+    the last beat, up to a heartbeat earlier."""
+    at = time.time()
+    await store.beat(1, "phone", at, TIMEOUT)
+    await store.beat(1, "laptop", at + 1, TIMEOUT)
+    await store.leave(1, "laptop", at + 4)
+    await store.leave(1, "phone", at + 9)
+
+    (status,) = store.statuses([1], at + 10)
+    assert (status.online, status.last_active_at) == (False, at + 9)
+
+
 async def test_beats_recorded_together_answer_as_one_at_a_time_would(store):
     from presence.store import Beat, MemoryPresenceStore
 
