@@ -9,8 +9,10 @@ import re
 import time
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from accounts.models import User
 from messaging.models import Message
 from tests.e2e.fixtures import *  # noqa: F403
 
@@ -147,6 +149,21 @@ def test_the_presence_dot_follows_the_partner_and_ignores_stale_versions(tabs, r
     expect(subtitle).to_have_text(re.compile("^last seen"))
     went_offline = [f for f in presence if f["user_id"] == bob.id][-1]
     assert went_offline["status"] == "offline" and went_offline["version"] > version
+
+
+def test_last_seen_ages_while_the_conversation_stays_open(tabs, rest, alice, bob):
+    rest(alice).direct(bob.id)
+    User.objects.filter(pk=bob.id).update(last_active_at=timezone.now())
+    alice_tab = tabs(alice)
+    page = alice_tab.page
+    page.clock.install()  # the page's own clock, from now on moved by the test
+    alice_tab.reload()
+    alice_tab.open("Bob B.")
+    subtitle = page.locator("#thread-subtitle")
+    expect(subtitle).to_have_text("last seen just now")
+
+    page.clock.run_for("03:05")
+    expect(subtitle).to_have_text("last seen 3 min ago")
 
 
 def test_a_failed_reload_after_ready_reset_is_tried_again(tabs, rest, alice, bob):

@@ -16,6 +16,7 @@ import {
 
 const NEAR_BOTTOM_PX = 80;
 const NEAR_TOP_PX = 120;
+const LAST_SEEN_REFRESH_MS = 30_000;
 const TYPING_EVERY_MS = 2000; // the server drops typing frames sent more often
 // Something to show: the server refuses text of only spaces, zero-width and
 // other format or control characters (`empty_text`), so the composer does too.
@@ -55,6 +56,10 @@ export class ThreadView {
       send: $("#composer-send"),
     };
     this.bind();
+    // "last seen 3 min ago" ages while the conversation stays open.
+    setInterval(() => {
+      if (this.conv) this.renderHeader();
+    }, LAST_SEEN_REFRESH_MS);
   }
 
   bind() {
