@@ -59,8 +59,19 @@ def app(request: HttpRequest) -> HttpResponse:
     return render(request, "app.html", {"boot": boot, "import_map": mark_safe(import_map_json)})  # noqa: S308
 
 
+def wait_in_words(seconds: int) -> str:
+    """How long to wait, as a person says it: '40 seconds', 'about 5 minutes'."""
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    hours = round(seconds / 3600)
+    return f"about {hours} hour{'s' if hours != 1 else ''}"
+
+
 def _throttled_page(request: HttpRequest, wait: int, account: bool = False) -> HttpResponse:
-    context = {"wait": wait, "account": account}
+    context = {"wait": wait_in_words(wait), "account": account}
     response = render(request, "registration/throttled.html", context, status=429)
     response["Retry-After"] = str(wait)
     return response

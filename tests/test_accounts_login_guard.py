@@ -81,6 +81,7 @@ def test_web_admin_and_api_failures_count_together_and_each_is_refused(
         assert page.status_code == 429
         assert int(page.headers["Retry-After"]) >= 1
         assert b"Too many failed log-ins to this account" in page.content
+        assert b"Please wait about 1 hour" in page.content  # not "3593 seconds"
     assert "_auth_user_id" not in client.session
     # Reading the page is not an attempt.
     assert client.get("/login/", REMOTE_ADDR=next(addresses)).status_code == 200

@@ -163,6 +163,7 @@ def test_presence_on_demand_answers_only_for_people_who_share_a_conversation(ali
     unknown = api(bob).get("/api/v1/presence/?user_ids=999999")
     malformed = api(bob).get("/api/v1/presence/?user_ids=a,b")
     anonymous = api().get(f"/api/v1/presence/?user_ids={alice.id}")
+    repeated = api(bob).get("/api/v1/presence/?user_ids=" + ",".join([str(alice.id)] * 201))
 
     assert mine.status_code == 200
     assert [p["status"] for p in mine.json()] == ["offline", "offline"]
@@ -171,6 +172,7 @@ def test_presence_on_demand_answers_only_for_people_who_share_a_conversation(ali
     assert unknown.status_code == 404
     assert malformed.status_code == 400
     assert anonymous.status_code == 401
+    assert [p["user_id"] for p in repeated.json()] == [alice.id]  # one id, asked 201 times
 
 
 def test_strangers_hear_nothing(live_daphne, alice, charlie):

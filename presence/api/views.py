@@ -21,7 +21,8 @@ class PresenceOut(serializers.Serializer):
 
 def _user_ids(raw: str) -> list[int]:
     try:
-        ids = [int(part) for part in raw.split(",") if part.strip()]
+        # Repeats count once: asking twice about someone is not asking more.
+        ids = list(dict.fromkeys(int(part) for part in raw.split(",") if part.strip()))
     except ValueError:
         raise InvalidInput("`user_ids` is a comma-separated list of ids.") from None
     if not ids or len(ids) > MAX_USERS_PER_QUERY or min(ids) < 1 or max(ids) > BIGINT_MAX:
