@@ -97,7 +97,12 @@ def inbox_append(
     events = [Event(u, locked[u] + 1, kind, payload) for u in ids]
     InboxEvent.objects.bulk_create(
         [
-            InboxEvent(user_id=e.user_id, seq=e.seq, kind=kind, payload=stored or payload)
+            InboxEvent(
+                user_id=e.user_id,
+                seq=e.seq,
+                kind=kind,
+                payload=payload if stored is None else stored,
+            )
             for e in events
         ]
     )
@@ -167,10 +172,10 @@ def inbox_read(
             :limit
         ]
     )
-    messages = _messages_now(user_id, (_message_id(kind, payload) for _, kind, payload in rows))
+    ids = [_message_id(kind, payload) for _, kind, payload in rows]
+    messages = _messages_now(user_id, ids)
     frames = []
-    for seq, kind, payload in rows:
-        message_id = _message_id(kind, payload)
+    for (seq, kind, payload), message_id in zip(rows, ids, strict=True):
         message = messages.get(message_id) if message_id is not None else None
         if message is not None:
             payload = {"message": message}

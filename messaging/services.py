@@ -26,8 +26,6 @@ from messaging.models import Conversation, Membership, Message
 from messaging.send_store import Send
 from notifications.tasks import push_new_messages
 
-# Whitespace, separators, controls and format characters (zero-width space,
-# joiners, direction marks): a message of only these shows nothing.
 CLIENT_MSG_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
