@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.models import User
 from chatproject.errors import ChatError, InvalidInput, NotFound, PermissionDenied
 from chatproject.realtime import send_many_on_commit
-from chatproject.text import has_visible
+from chatproject.text import clean_name, has_visible
 from messaging import selectors, send_store, wire
 from messaging.inbox import inbox_append, inbox_append_message, inbox_ensure
 from messaging.models import Conversation, Membership, Message
@@ -199,7 +199,8 @@ def conversation_direct_get_or_create(
 def conversation_group_create(
     *, owner: User, title: str, member_ids: Iterable[int]
 ) -> Conversation:
-    title = title.strip()
+    # Like a display name: no direction controls, something visible.
+    title = clean_name(title)
     if not title:
         raise InvalidInput("A group needs a title.", code="invalid_title")
     others = sorted(set(member_ids) - {owner.pk})
@@ -222,7 +223,8 @@ def conversation_group_create(
 def conversation_rename(*, actor_id: int, conversation_id: int, title: str) -> Conversation:
     conversation, members, actor = _lock_group(conversation_id, actor_id)
     _require_manager(actor)
-    title = title.strip()
+    # Like a display name: no direction controls, something visible.
+    title = clean_name(title)
     if not title:
         raise InvalidInput("A group needs a title.", code="invalid_title")
     conversation.title = title[:200]

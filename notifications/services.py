@@ -62,9 +62,9 @@ def _pushable(message_id: int) -> Message | None:
 
 
 def _signed_in(devices: QuerySet[Device]) -> QuerySet[Device]:
-    """Devices whose API token is still good (or that were registered from a
-    browser session, which removes them when it ends). An expired token's row
-    stays until knox next purges it: its phone is signed out all the same."""
+    """Devices whose API token is still good. An expired token's row stays
+    until knox next purges it: its phone is signed out all the same. (Devices
+    without a token were registered before `devices/` required one.)"""
     still_good = Q(auth_token__expiry__isnull=True) | Q(auth_token__expiry__gt=timezone.now())
     return devices.filter(Q(auth_token__isnull=True) | still_good)
 

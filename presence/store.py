@@ -20,7 +20,7 @@ from django.conf import settings
 class Status:
     user_id: int
     online: bool
-    last_active_at: float | None  # unix time of the last beat
+    last_active_at: float | None  # unix time of the last beat, or of a live device's close
     version: int = 0  # of the last announced change
 
 
@@ -106,13 +106,18 @@ return 0
 """
 )
 
-# A device that closes was active until then: "last seen" is the close, not
-# its last beat (up to a heartbeat earlier), as the offline event says.
+# A live device that closes was active until then: "last seen" is the close,
+# not its last beat (up to a heartbeat earlier), as the offline event says.
+# One whose beats had already run out (swept, or about to be) was last seen
+# at its last beat, which the sweep's offline event announced.
 _LEAVE = (
     """
+local deadline = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('SET', KEYS[3], ARGV[3])
+if deadline and tonumber(deadline) > tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[3], ARGV[3])
+end
 """
     + _GONE
 )
@@ -265,8 +270,9 @@ class MemoryPresenceStore:
 
     async def leave(self, user_id: int, device: str, now: float) -> int:
         with self.lock:
-            self.deadlines.get(user_id, {}).pop(device, None)
-            self.last[user_id] = now  # active until it closed (see _LEAVE)
+            deadline = self.deadlines.get(user_id, {}).pop(device, None)
+            if deadline is not None and deadline > now:
+                self.last[user_id] = now  # live until it closed (see _LEAVE)
             return self._gone(user_id, now)
 
     async def leave_many(self, devices: list[tuple[int, str]], now: float) -> list[int | Exception]:

@@ -31,6 +31,21 @@ def test_register_a_device_and_see_it_listed(client, alice):
 
 
 @pytest.mark.django_db
+def test_a_browser_session_cannot_register_a_push_device(client, alice):
+    """A registration ends with the API token it came with (log-out deletes
+    it); one made by a session would go on receiving pushes after log-out."""
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=False)
+    browser.force_login(alice.user)
+
+    response = browser.post(DEVICES, PHONE, content_type="application/json")
+
+    assert_error(response, 403, "token_required")
+    assert not Device.objects.exists()
+
+
+@pytest.mark.django_db
 def test_registering_the_same_token_again_refreshes_it(client, alice):
     first = register(client, alice).json()
 

@@ -10,6 +10,7 @@ deactivated = accounts_fixtures.deactivated
 
 User = get_user_model()
 ME = "/api/v1/me/"
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
 USERS = "/api/v1/users/"
 
 
@@ -47,7 +48,6 @@ def test_me_refuses_anonymous_and_deactivated(client, deactivated):
 
 
 @pytest.mark.django_db
-@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("given", "stored"),
     [
@@ -55,6 +55,9 @@ def test_me_refuses_anonymous_and_deactivated(client, deactivated):
         ("Ali\u2066ce\u2069 \u200f", "Alice"),
         ("\u200b\u2060", ""),  # nothing to see: the username is shown
         ("\u3164", ""),  # a Hangul filler is a letter that renders as nothing
+        ("\u2800\ufe0f", ""),  # the braille blank, a variation selector
+        ("\u0301\u0301", ""),  # marks with nothing to sit on
+        (FAMILY, FAMILY),  # an emoji sequence, joined by zero-width joiners, stays
         ("\u05e9\u05e8\u05d4 Sarah", "\u05e9\u05e8\u05d4 Sarah"),  # right-to-left letters stay
     ],
 )
@@ -72,6 +75,7 @@ def test_a_display_name_cannot_hide_or_turn_around(client, alice, given, stored)
     assert User.objects.get(username="newcomer").display_name == stored
 
 
+@pytest.mark.django_db
 def test_patch_me_changes_only_the_given_fields(client, alice):
     response = call(
         client,

@@ -39,6 +39,7 @@ def test_a_direct_conversation_is_unique_per_pair(alice, bob):
         ({"kind": "group", "member_ids": []}, "invalid"),  # no title at all
         ({"kind": "channel", "title": "x"}, "invalid"),
         ({"kind": "group", "title": " \t ", "member_ids": []}, "invalid_title"),
+        ({"kind": "group", "title": "\u202e\u3164", "member_ids": []}, "invalid_title"),
     ],
 )
 def test_creating_a_conversation_validates_its_input(alice, body, code):
@@ -265,6 +266,9 @@ def test_only_managers_rename_a_group(alice, bob, charlie):
     assert by_owner.json()["title"] == "Renamed"
     blank = api(alice).patch(f"/api/v1/conversations/{conversation}/", {"title": "   "})
     assert (blank.status_code, blank.json()["code"]) == (400, "invalid_title")
+    turned = api(alice).patch(f"/api/v1/conversations/{conversation}/", {"title": "\u202eSpoof"})
+    assert turned.json()["title"] == "Spoof"  # no direction controls in a title
+    api(alice).patch(f"/api/v1/conversations/{conversation}/", {"title": "Renamed"})
     assert Conversation.objects.get(pk=conversation).title == "Renamed"
 
 

@@ -213,12 +213,19 @@ async def test_last_seen_is_when_the_last_device_closed_not_its_last_beat(store)
     the last beat, up to a heartbeat earlier."""
     at = time.time()
     await store.beat(1, "phone", at, TIMEOUT)
-    await store.beat(1, "laptop", at + 1, TIMEOUT)
-    await store.leave(1, "laptop", at + 4)
-    await store.leave(1, "phone", at + 9)
+    await store.beat(1, "laptop", at + 0.5, TIMEOUT)
+    await store.leave(1, "laptop", at + 1)
+    await store.leave(1, "phone", at + 1.5)  # before its beat ran out, at + TIMEOUT
 
     (status,) = store.statuses([1], at + 10)
-    assert (status.online, status.last_active_at) == (False, at + 9)
+    assert (status.online, status.last_active_at) == (False, at + 1.5)
+
+    # A device whose beats had run out was last seen at its last beat, as the
+    # sweep announced: closing it later does not move that.
+    await store.beat(2, "phone", at, TIMEOUT)
+    await store.expire(2, "phone", at + TIMEOUT + 1)
+    await store.leave(2, "phone", at + TIMEOUT + 60)
+    assert store.statuses([2], at + TIMEOUT + 61)[0].last_active_at == at
 
 
 async def test_beats_recorded_together_answer_as_one_at_a_time_would(store):

@@ -31,7 +31,7 @@ from accounts.authentication import BearerTokenAuthentication
 from accounts.models import User
 from accounts.throttles import AuthRateThrottle, UserRateThrottle
 from chatproject.api_errors import RETRY_AFTER, error_responses
-from chatproject.errors import ChatError
+from chatproject.errors import ChatError, PermissionDenied
 
 
 class InvalidCredentials(ChatError):
@@ -219,6 +219,13 @@ class DeviceListView(APIView):
         parameters=[RETRY_AFTER],
     )
     def post(self, request: Request) -> Response:
+        if request.auth is None:
+            # A registration lives as long as the API token it came with
+            # (logging out deletes it); a browser session's has no such end.
+            raise PermissionDenied(
+                "Register push devices with an API token (auth/token/), not a session.",
+                code="token_required",
+            )
         data = DeviceRegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         device, created = services.device_register(

@@ -52,7 +52,7 @@ function item(store, conv, activeId) {
             h(
               "span",
               { class: "conv-top" },
-              h("span", { class: "conv-name" }, title),
+              h("span", { class: "conv-name", dir: "auto" }, title),
               status ? srOnly(`, ${status}`) : null,
               when ? h("time", { datetime: when, title: formatFull(when) }, formatListTime(when)) : null,
             ),

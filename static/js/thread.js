@@ -20,7 +20,10 @@ const LAST_SEEN_REFRESH_MS = 30_000;
 const TYPING_EVERY_MS = 2000; // the server drops typing frames sent more often
 // Something to show: the server refuses text of only spaces, zero-width and
 // other format or control characters (`empty_text`), so the composer does too.
-const VISIBLE = /[^\p{Z}\p{Cc}\p{Cf}\u115f\u1160\u3164\uffa0]/u; // Hangul fillers show nothing
+// (Also the characters chatproject/text.py counts as blank: Hangul fillers,
+// variation selectors, the braille blank.)
+const VISIBLE =
+  /[^\p{Z}\p{Cc}\p{Cf}\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f\uffa0\u{e0100}-\u{e01ef}]/u;
 
 export class ThreadView {
   constructor({ store, outbox, root, maxChars, actions }) {
@@ -206,11 +209,15 @@ export class ThreadView {
   renderTyping() {
     const { store, conv } = this;
     const names = store.typers(conv.id).map((id) => store.userName(id));
-    let text = "";
-    if (names.length === 1) text = `${names[0]} is typing…`;
-    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
-    else if (names.length > 2) text = `${names.length} people are typing…`;
-    if (this.el.typing.textContent !== text) this.el.typing.textContent = text;
+    // Each name keeps its own direction (bdi): two right-to-left names must
+    // not swap places around "and".
+    const bdi = (name) => h("bdi", {}, name);
+    let parts = [];
+    if (names.length === 1) parts = [bdi(names[0]), " is typing…"];
+    else if (names.length === 2) parts = [bdi(names[0]), " and ", bdi(names[1]), " are typing…"];
+    else if (names.length > 2) parts = [`${names.length} people are typing…`];
+    const text = parts.map((part) => (typeof part === "string" ? part : part.textContent)).join("");
+    if (this.el.typing.textContent !== text) this.el.typing.replaceChildren(...parts);
   }
 
   items() {
@@ -286,7 +293,7 @@ export class ThreadView {
       "data-seq": message.seq,
       "data-status": status,
     });
-    if (showSender) li.append(h("div", { class: "msg-sender", "aria-hidden": "true" }, sender));
+    if (showSender) li.append(h("div", { class: "msg-sender", dir: "auto", "aria-hidden": "true" }, sender));
     const bubble = h("div", { class: "bubble" }, srOnly(`${sender}: `));
     if (message.deleted) {
       bubble.append(h("p", { class: "msg-text tombstone" }, "This message was deleted"));
