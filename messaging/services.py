@@ -195,14 +195,19 @@ def conversation_direct_get_or_create(
     return conversation, True
 
 
+def _group_title(title: str) -> str:
+    """Like a display name: no direction controls, and something visible."""
+    title = clean_name(title)
+    if not title:
+        raise InvalidInput("A group needs a title.", code="invalid_title")
+    return title
+
+
 @transaction.atomic
 def conversation_group_create(
     *, owner: User, title: str, member_ids: Iterable[int]
 ) -> Conversation:
-    # Like a display name: no direction controls, something visible.
-    title = clean_name(title)
-    if not title:
-        raise InvalidInput("A group needs a title.", code="invalid_title")
+    title = _group_title(title)
     others = sorted(set(member_ids) - {owner.pk})
     _check_capacity(1, len(others))
     _active_users(others)
@@ -223,10 +228,7 @@ def conversation_group_create(
 def conversation_rename(*, actor_id: int, conversation_id: int, title: str) -> Conversation:
     conversation, members, actor = _lock_group(conversation_id, actor_id)
     _require_manager(actor)
-    # Like a display name: no direction controls, something visible.
-    title = clean_name(title)
-    if not title:
-        raise InvalidInput("A group needs a title.", code="invalid_title")
+    title = _group_title(title)
     conversation.title = title[:200]
     conversation.save(update_fields=["title"])
     _emit_updated(conversation, members)
