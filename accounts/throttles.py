@@ -28,6 +28,12 @@ class UserRateThrottle(_SettingsRate):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
+class ReportRateThrottle(UserRateThrottle):
+    """Reports of messages per user, on top of the API's own limit."""
+
+    scope = "report"
+
+
 class AuthRateThrottle(_SettingsRate):
     """Sign-up and log-in attempts per client address: slows password guessing."""
 

@@ -220,6 +220,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "auth": env_rate("THROTTLE_AUTH", "20/min"),
         "user": env_rate("THROTTLE_USER", "1200/min"),
+        # Reports per user: one account must not bury the moderators' queue.
+        "report": env_rate("THROTTLE_REPORT", "30/hour"),
     },
     # How many reverse proxies append to X-Forwarded-For. Without it DRF would take
     # the client-supplied header as the address, and a forged one dodges throttling.
@@ -287,6 +289,9 @@ CHAT_SEND_CONNECTIONS = max(1, env_int("CHAT_SEND_CONNECTIONS", 1))
 # Seconds of socket sends whose pushes go out as one Celery task
 # (messaging.send_queue.PushCoalescer); a stopping server sends what waits.
 CHAT_PUSH_WINDOW = env_float("CHAT_PUSH_WINDOW", 0.1)
+# Days a closed report keeps its copy of the reported words and its note
+# (messaging.reports.reports_forget_closed, a maintenance task).
+REPORT_RETENTION_DAYS = env_int("REPORT_RETENTION_DAYS", 90)
 PRESENCE_HEARTBEAT_INTERVAL = env_float("PRESENCE_HEARTBEAT_INTERVAL", 5.0)
 PRESENCE_TIMEOUT = env_float("PRESENCE_TIMEOUT", 30.0)
 # Groups up to this size get live presence; members of bigger ones ask on demand.

@@ -1,14 +1,19 @@
 """Moderation in the Django admin. Actions go through the services, so their
 effects reach connected clients live, and each is written to the admin log."""
 
+from collections.abc import Iterator
+from typing import Any
+
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from chatproject.errors import ChatError
-from messaging import services
-from messaging.models import Conversation, Membership, Message
+from messaging import reports, services
+from messaging.models import Conversation, Membership, Message, Report
 
 
 def _audit(request: HttpRequest, obj: object, text: str) -> None:
@@ -80,7 +85,9 @@ class MembershipAdmin(admin.ModelAdmin):
         # Removal must go through the action, which tells every member's devices.
         return False
 
-    @admin.action(description="Remove the selected members from their conversations")
+    @admin.action(
+        description="Remove the selected members from their conversations", permissions=["change"]
+    )
     def remove_members(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
         removed = 0
         for membership in list(queryset.select_related("conversation")):
@@ -126,7 +133,10 @@ class MessageAdmin(admin.ModelAdmin):
     def short_text(self, message: Message) -> str:
         return message.text[:80]
 
-    @admin.action(description="Delete the selected messages (tombstone, shown live)")
+    # Like every action here, for those allowed to change, not only to view.
+    @admin.action(
+        description="Delete the selected messages (tombstone, shown live)", permissions=["change"]
+    )
     def tombstone_messages(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         count = 0
         for message_id in queryset.values_list("pk", flat=True):
@@ -135,3 +145,134 @@ class MessageAdmin(admin.ModelAdmin):
                 _audit(request, message, "Deleted by a moderator")
                 count += 1
         self.message_user(request, f"Deleted {count} message(s).", messages.SUCCESS)
+
+
+class ReportStatusFilter(admin.SimpleListFilter):
+    """Open reports by default: the queue is what is left to decide."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [*Report.Status.choices, ("all", "All")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Report]) -> QuerySet[Report]:
+        value = self.value() or Report.Status.OPEN
+        return queryset if value == "all" else queryset.filter(status=value)
+
+    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
+        current = self.value() or Report.Status.OPEN
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+
+@admin.register(Report)
+class ReportAdmin(admin.ModelAdmin):
+    """The moderators' queue: members' reports of messages, oldest first."""
+
+    list_display = [
+        "id",
+        "created_at",
+        "status",
+        "reason",
+        "reporter",
+        "sender",
+        "short_text",
+        "reports_of_message",
+    ]
+    list_filter = [ReportStatusFilter, "reason"]
+    search_fields = ["text", "note", "reporter__username", "message__sender__username"]
+    list_select_related = ["reporter", "message__sender"]
+    ordering = ["created_at"]
+    readonly_fields = [
+        "message_link",
+        "sender",
+        "reporter",
+        "reason",
+        "note",
+        "text",
+        "created_at",
+        "status",
+        "resolved_at",
+        "resolved_by",
+    ]
+    fields = readonly_fields
+    actions = ["delete_messages", "dismiss"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Report]:
+        # How many members reported the same message: several is a signal.
+        others = Report.objects.filter(message_id=OuterRef("message_id")).values("message_id")
+        count = others.annotate(n=Count("pk")).values("n")
+        return super().get_queryset(request).annotate(message_reports=Subquery(count))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # closed through the actions, which record who and when
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_moderate_permission(self, request: HttpRequest) -> bool:
+        # Viewing the queue is not deciding it: the actions need the change
+        # permission, which the form itself never uses.
+        return request.user.has_perm("messaging.change_report")
+
+    def has_take_down_permission(self, request: HttpRequest) -> bool:
+        return self.has_moderate_permission(request) and request.user.has_perm(
+            "messaging.change_message"
+        )
+
+    @admin.display(description="sender")
+    def sender(self, report: Report) -> str:
+        # The sender's page is where a moderator deactivates them.
+        user = report.message.sender
+        url = reverse("admin:accounts_user_change", args=[user.pk])
+        return format_html('<a href="{}">{}</a>', url, user.username)
+
+    @admin.display(description="message")
+    def message_link(self, report: Report) -> str:
+        url = reverse("admin:messaging_message_change", args=[report.message_id])
+        return format_html('<a href="{}">{}</a>', url, report.message)
+
+    @admin.display(description="text when reported")
+    def short_text(self, report: Report) -> str:
+        return report.text[:80]
+
+    @admin.display(description="reports of the message")
+    def reports_of_message(self, report: Report) -> int:
+        return report.message_reports
+
+    @admin.action(
+        description="Delete the reported messages (tombstone, shown live) and close",
+        permissions=["take_down"],
+    )
+    def delete_messages(self, request: HttpRequest, queryset: QuerySet[Report]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        closed, deleted = reports.reports_act(report_ids=ids, moderator_id=request.user.pk)
+        for message in Message.objects.filter(pk__in=deleted):
+            _audit(request, message, "Deleted by a moderator (reported)")
+        self._audit_closed(request, closed, "Closed: message deleted")
+        self.message_user(
+            request,
+            f"Deleted {len(deleted)} message(s) and closed {len(closed)} report(s).",
+            messages.SUCCESS,
+        )
+
+    @admin.action(
+        description="Dismiss the selected reports (the messages stay)", permissions=["moderate"]
+    )
+    def dismiss(self, request: HttpRequest, queryset: QuerySet[Report]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        closed = reports.reports_dismiss(report_ids=ids, moderator_id=request.user.pk)
+        self._audit_closed(request, closed, "Dismissed")
+        self.message_user(request, f"Dismissed {len(closed)} report(s).", messages.SUCCESS)
+
+    def _audit_closed(self, request: HttpRequest, report_ids: list[int], text: str) -> None:
+        for report in Report.objects.filter(pk__in=report_ids):
+            _audit(request, report, text)

@@ -120,3 +120,56 @@ class InboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.seq} for {self.user_id}"
+
+
+class Report(models.Model):
+    """A member's report of someone else's message, for the moderators (the
+    Django admin's queue of open reports)."""
+
+    class Reason(models.TextChoices):
+        SPAM = "spam", "Spam"
+        ABUSE = "abuse", "Harassment or abuse"
+        OTHER = "other", "Something else"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACTIONED = "actioned", "Message deleted"
+        DISMISSED = "dismissed", "Dismissed"
+
+    # No index of its own: `one_report_per_reporter` starts with it.
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="reports", db_index=False
+    )
+    # A deleted reporter's reports stay: they are evidence against the sender.
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=8, choices=Reason.choices)
+    note = models.TextField(blank=True)
+    # The message's text when it was reported: the sender may edit or delete
+    # it later, and the moderator must still see what was reported. Emptied
+    # with the note some time after the report is closed
+    # (`reports.reports_forget_closed`).
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.OPEN)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        constraints = [
+            # Reporting again answers with the first report: one person
+            # cannot make a message look reported by many.
+            models.UniqueConstraint(fields=["message", "reporter"], name="one_report_per_reporter")
+        ]
+        # The moderators' queue: open reports, oldest first.
+        indexes = [models.Index(fields=["status", "created_at"], name="report_queue")]
+
+    def __str__(self) -> str:
+        return f"report #{self.pk} of message {self.message_id} ({self.status})"

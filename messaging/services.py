@@ -486,14 +486,15 @@ def message_delete(*, actor_id: int, message_id: int) -> Message:
 
 @transaction.atomic
 def message_moderate_delete(*, message_id: int) -> Message | None:
-    """A moderator removes a message: the same tombstone, reaching every device live."""
+    """A moderator removes a message: the same tombstone, reaching every device
+    live. None when there is no such message or it was deleted already."""
     message = Message.objects.filter(pk=message_id).only("conversation_id").first()
     if message is None:
         return None
     _lock_conversation(message.conversation_id)
     message = Message.objects.get(pk=message_id)
     if message.deleted_at is not None:
-        return message
+        return None
     return _tombstone(message, selectors.member_ids(message.conversation_id))
 
 

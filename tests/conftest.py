@@ -13,6 +13,7 @@ from urllib.parse import urlparse, urlunparse
 
 import pytest
 from django.conf import settings
+from django.test import Client
 
 from tests.support.servers import DaphneServer, start_daphne
 
@@ -175,3 +176,12 @@ def bob(make_member) -> Member:
 def charlie(make_member) -> Member:
     """Should have no access to alice's and bob's things."""
     return make_member("charlie", display_name="Charlie C.")
+
+
+@pytest.fixture
+def moderator(make_member):
+    """A Django test client logged in as a staff superuser (the admin)."""
+    member = make_member("mod", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(member.user)
+    return client

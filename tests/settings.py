@@ -13,6 +13,7 @@ os.environ.setdefault("PRESENCE_HEARTBEAT_INTERVAL", "0.5")
 os.environ.setdefault("PRESENCE_TIMEOUT", "2")
 os.environ.setdefault("THROTTLE_USER", "100000/min")
 os.environ.setdefault("THROTTLE_AUTH", "100000/min")
+os.environ.setdefault("THROTTLE_REPORT", "100000/min")
 os.environ.setdefault("THROTTLE_LOGIN_FAILURES", "100000/min")
 os.environ.setdefault("CHAT_HEAD_CHECK", "1")
 

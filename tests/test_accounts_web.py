@@ -256,14 +256,6 @@ def test_password_change_needs_the_old_password_and_a_strong_new_one(client, ali
 # --- admin -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def moderator(make_member):
-    member = make_member("mod", is_staff=True, is_superuser=True)
-    browser = Client()
-    browser.force_login(member.user)
-    return browser
-
-
 def change_form_data(moderator: Client, user_id: int) -> dict:
     """What the admin's change form would submit unchanged."""
     form = moderator.get(f"/admin/accounts/user/{user_id}/change/").context["adminform"].form

@@ -14,14 +14,6 @@ from tests.support.ws import open_socket
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def moderator(make_member):
-    member = make_member("mod", is_staff=True, is_superuser=True)
-    client = Client()
-    client.force_login(member.user)
-    return client
-
-
 def listen(server, member):
     sock = open_socket(server.ws_url, token=member.token)
     sock.send({"type": "hello", "cursor": None})

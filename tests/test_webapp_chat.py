@@ -11,7 +11,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from messaging.models import Membership, Message
+from messaging.models import Membership, Message, Report
 from tests.e2e.browser import PHONE
 from tests.e2e.fixtures import *  # noqa: F403
 
@@ -225,8 +225,8 @@ def test_own_messages_can_be_edited_and_deleted(tabs, rest, alice, bob):
     bob_tab.open("Alice A.")
     alice_tab.send("see you at 8")
     expect(bob_tab.message("see you at 8")).to_have_count(1)
-    # Only one's own messages have the actions.
-    expect(bob_tab.message("see you at 8").get_by_role("button")).to_have_count(0)
+    # Only one's own messages can be edited and deleted; others' only reported.
+    expect(bob_tab.message("see you at 8").get_by_role("button")).to_have_text(["Report"])
 
     mine = alice_tab.message("see you at 8")
     mine.hover()
@@ -487,3 +487,74 @@ def test_the_keyboard_alone_reaches_a_conversation_and_sends(tabs, rest, alice, 
     # New messages are announced: the history is a polite live region.
     expect(page.locator("#message-list")).to_have_attribute("aria-live", "polite")
     expect(page.get_by_role("log", name="Message history")).to_be_visible()
+
+
+def test_someone_elses_message_can_be_reported_to_the_moderators(tabs, rest, alice, bob):
+    bob_phone = rest(bob)
+    conversation = bob_phone.direct(alice.id)
+    bob_phone.send(conversation, "click my link for free money")
+    alice_tab = tabs(alice)
+    alice_tab.open("Bob B.")
+    theirs = alice_tab.message("click my link for free money")
+    theirs.hover()
+    theirs.get_by_role("button", name="Report message").click()
+
+    form = alice_tab.page.get_by_role("group", name="Report this message")
+    reason = form.get_by_label("Report to the moderators, reason:")
+    expect(reason).to_be_focused()
+    # No reason is chosen for the reporter.
+    form.get_by_role("button", name="Report").click()
+    expect(alice_tab.page.locator("#toast")).to_have_text("Choose a reason first.")
+    reason.select_option("abuse")
+    note = form.get_by_label("Note for the moderators")
+    note.fill("sent to everyone")
+    # Bob edits the message while the form is open: what Alice chose and typed stays.
+    bob_phone.call(
+        "PATCH",
+        f"messages/{theirs.get_attribute('data-message-id')}/",
+        {"text": "click my link for cheap money"},
+    )
+    expect(alice_tab.message("click my link for cheap money")).to_have_count(1)
+    expect(note).to_be_focused()
+    expect(reason).to_have_value("abuse")
+    note.press("Enter")
+
+    expect(alice_tab.page.locator("#toast")).to_have_text(
+        "Reported. The moderators will look at it."
+    )
+    expect(form).to_have_count(0)
+    expect(alice_tab.page.get_by_role("button", name="Report message")).to_have_count(0)
+    report = Report.objects.get()
+    assert (report.reporter_id, report.reason, report.note) == (
+        alice.id,
+        "abuse",
+        "sent to everyone",
+    )
+    assert report.text == "click my link for cheap money"
+
+
+def test_the_report_form_closes_with_escape_and_on_the_messages_deletion(tabs, rest, alice, bob):
+    bob_phone = rest(bob)
+    conversation = bob_phone.direct(alice.id)
+    sent = bob_phone.send(conversation, "regrettable words")
+    alice_tab = tabs(alice)
+    alice_tab.open("Bob B.")
+    theirs = alice_tab.message("regrettable words")
+    theirs.hover()
+    button = theirs.get_by_role("button", name="Report message")
+    button.click()
+    form = alice_tab.page.get_by_role("group", name="Report this message")
+    form.get_by_label("Note for the moderators").press("Escape")
+    expect(form).to_have_count(0)
+    expect(theirs.get_by_role("button", name="Report message")).to_be_focused()
+
+    theirs.get_by_role("button", name="Report message").click()
+    form.get_by_label("Note for the moderators").fill("hm")
+    bob_phone.call("DELETE", f"messages/{sent['id']}/")
+
+    expect(alice_tab.page.locator("#toast")).to_have_text(
+        "That message was deleted; there is nothing left to report."
+    )
+    expect(form).to_have_count(0)
+    expect(alice_tab.composer).to_be_focused()
+    assert not Report.objects.exists()

@@ -7,8 +7,10 @@ import re
 
 from rest_framework import serializers
 
+from accounts.api.fields import StrictCharField
 from chatproject.converters import BIGINT_MAX
-from messaging.models import Conversation, Membership
+from messaging.models import Conversation, Membership, Report
+from messaging.reports import NOTE_MAX_CHARS
 
 _INTEGER = re.compile(r"-?[0-9]+")
 
@@ -109,6 +111,24 @@ class MessageSendIn(serializers.Serializer):
 
 class MessageEditIn(serializers.Serializer):
     text = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+class ReportIn(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=Report.Reason.choices)
+    note = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=NOTE_MAX_CHARS,
+        help_text="Anything the moderators should know (optional).",
+    )
+
+
+class ReportOut(serializers.ModelSerializer):
+    message_id = serializers.IntegerField()
+
+    class Meta:
+        model = Report
+        fields = ["id", "message_id", "reason", "note", "status", "created_at"]
 
 
 class ReadIn(serializers.Serializer):

@@ -30,6 +30,7 @@ urlpatterns = [
         name="conversation-read",
     ),
     path("messages/<id:message_id>/", views.MessageView.as_view(), name="message"),
+    path("messages/<id:message_id>/report/", views.ReportView.as_view(), name="message-report"),
     path("sync/", views.SyncView.as_view(), name="sync"),
     path("chat-server/", views.ChatServerView.as_view(), name="chat-server"),
 ]

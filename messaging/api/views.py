@@ -8,8 +8,9 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from accounts.throttles import ReportRateThrottle, UserRateThrottle
 from chatproject.api_errors import error_responses
-from messaging import chat_servers, selectors, services, wire
+from messaging import chat_servers, reports, selectors, services, wire
 from messaging.api import serializers as s
 from messaging.models import Conversation
 
@@ -163,6 +164,30 @@ class MessageView(APIView):
     def delete(self, request: Request, message_id: int) -> Response:
         message = services.message_delete(actor_id=request.user.pk, message_id=message_id)
         return Response(wire.message_dict(message))
+
+
+class ReportView(APIView):
+    throttle_classes = [UserRateThrottle, ReportRateThrottle]
+
+    @extend_schema(
+        operation_id="message_report",
+        summary="Report someone else's message to the moderators",
+        request=s.ReportIn,
+        responses={
+            201: OpenApiResponse(s.ReportOut, description="Reported."),
+            200: OpenApiResponse(
+                s.ReportOut, description="You had reported it already: that report, unchanged."
+            ),
+            **error_responses(400, 401, 404, 429),
+        },
+    )
+    def post(self, request: Request, message_id: int) -> Response:
+        data = parsed(s.ReportIn, request.data)
+        report, created = reports.message_report(
+            reporter_id=request.user.pk, message_id=message_id, **data
+        )
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(s.ReportOut(report).data, status=code)
 
 
 class ReadView(APIView):

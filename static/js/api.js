@@ -24,7 +24,7 @@ function csrfToken() {
   return document.querySelector('meta[name="csrf-token"]')?.content || "";
 }
 
-async function request(method, path, { body, query } = {}) {
+async function request(method, path, { body, query, withStatus = false } = {}) {
   let url = BASE + path;
   if (query) {
     const params = new URLSearchParams();
@@ -47,7 +47,7 @@ async function request(method, path, { body, query } = {}) {
   } catch {
     throw new ApiError(0, "network", "Cannot reach the server.");
   }
-  if (response.status === 204) return null;
+  if (response.status === 204) return withStatus ? { status: 204, data: null } : null;
   let data = null;
   try {
     data = await response.json();
@@ -62,7 +62,7 @@ async function request(method, path, { body, query } = {}) {
       data?.fields,
     );
   }
-  return data;
+  return withStatus ? { status: response.status, data } : data;
 }
 
 const PAGE = 200;
@@ -96,6 +96,9 @@ export const api = {
     request("GET", `conversations/${id}/messages/`, { query: { before, limit } }),
   editMessage: (id, text) => request("PATCH", `messages/${id}/`, { body: { text } }),
   deleteMessage: (id) => request("DELETE", `messages/${id}/`),
+  /** {status, data}: 201 reported now, 200 reported before (the first report). */
+  reportMessage: (id, { reason, note }) =>
+    request("POST", `messages/${id}/report/`, { body: { reason, note }, withStatus: true }),
   markRead: (id, seq) => request("POST", `conversations/${id}/read/`, { body: { seq } }),
 
   /** One page of the user search; `cursor` comes from the previous page's `next`. */

@@ -104,6 +104,7 @@ const thread = new ThreadView({
       store.applyMessage(await api.deleteMessage(message.id));
       refresh();
     },
+    report: (message, draft) => api.reportMessage(message.id, draft),
     loadOlder,
     typing: (conversationId) => connection.send({ type: "typing", conversation_id: conversationId }),
     seen: markSeen,

@@ -37,6 +37,9 @@ export class ThreadView {
     this.focusEditor = false;
     this.editDraft = null;
     this.confirming = null; // message id whose deletion awaits confirmation
+    this.reporting = null; // message id whose report form is open
+    this.reportDraft = { reason: "", note: "" };
+    this.reported = new Set(); // reported from this page (the server keeps one report each)
     this.drafts = new Map();
     this.lastTypingSent = 0;
     this.stickToBottom = true;
@@ -98,6 +101,10 @@ export class ThreadView {
     el.list.addEventListener("keydown", (event) => this.onListKey(event));
     el.list.addEventListener("input", (event) => {
       if (event.target.matches(".edit-text")) this.editDraft = event.target.value;
+      if (event.target.matches(".report-note")) this.reportDraft.note = event.target.value;
+    });
+    el.list.addEventListener("change", (event) => {
+      if (event.target.matches(".report-reason")) this.reportDraft.reason = event.target.value;
     });
   }
 
@@ -125,7 +132,7 @@ export class ThreadView {
     this.el.empty.hidden = true;
     this.el.main.hidden = false;
     if (switching) {
-      this.editing = this.confirming = this.editDraft = null;
+      this.editing = this.confirming = this.editDraft = this.reporting = null;
       this.el.list.replaceChildren();
       this.el.text.value = this.drafts.get(conv.id) || "";
       this.el.error.textContent = "";
@@ -158,7 +165,10 @@ export class ThreadView {
     const wasAtBottom = this.stickToBottom;
     const before = { height: s.scrollHeight, top: s.scrollTop };
     if (prepended) this.el.list.setAttribute("aria-busy", "true");
+    this.dropReportOfDeleted();
+    const reportFocus = this.reportFocus();
     reconcile(this.el.list, this.items());
+    if (reportFocus) this.restoreReportFocus(reportFocus);
     this.el.list.removeAttribute("aria-busy");
     const loading = !conv.historyLoaded;
     this.el.older.hidden = loading || !conv.hasOlder;
@@ -181,6 +191,36 @@ export class ThreadView {
       }
     }
     this.maybeSeen();
+  }
+
+  /** The open report form's message was deleted meanwhile: close it and say so. */
+  dropReportOfDeleted() {
+    if (this.reporting === null) return;
+    const message = this.conv.messages?.get(this.reporting);
+    if (message && !message.deleted) return;
+    const hadFocus = this.el.list.querySelector(".msg-report")?.contains(document.activeElement);
+    this.reporting = null;
+    this.actions.toast("That message was deleted; there is nothing left to report.");
+    if (hadFocus) queueMicrotask(() => this.focusComposer());
+  }
+
+  /** Which field of the report form has the focus (and the note's caret): a
+   * re-render of its message (an edit, a name change) must give them back. */
+  reportFocus() {
+    const active = document.activeElement;
+    if (!active?.closest?.(".msg-report")) return null;
+    const field = ["report-reason", "report-note", "report-send", "report-cancel"].find((name) =>
+      active.classList.contains(name),
+    );
+    if (!field) return null;
+    return { field, start: active.selectionStart ?? null, end: active.selectionEnd ?? null };
+  }
+
+  restoreReportFocus({ field, start, end }) {
+    const el = this.el.list.querySelector(`.msg-report .${field}`);
+    if (!el || el === document.activeElement) return;
+    el.focus();
+    if (start !== null && el.setSelectionRange) el.setSelectionRange(start, end);
   }
 
   renderHeader() {
@@ -249,21 +289,19 @@ export class ThreadView {
       if (own) status = conv.kind === "direct" && message.seq <= partnerRead ? "seen" : "sent";
       const editing = this.editing === message.id;
       const confirming = this.confirming === message.id;
+      const reporting = this.reporting === message.id;
+      const reported = this.reported.has(message.id);
+      const state = { own, status, showSender, continued, editing, confirming, reporting, reported };
       items.push({
         key: `m:${message.id}`,
         version: JSON.stringify([
           message.text,
           message.edited_at,
           message.deleted,
-          status,
-          showSender,
-          continued,
-          editing,
-          confirming,
+          state,
           showSender ? store.userName(message.sender_id) : "",
         ]),
-        render: () =>
-          this.renderMessage(message, { own, status, showSender, continued, editing, confirming }),
+        render: () => this.renderMessage(message, state),
       });
     }
     const stored = new Set(
@@ -281,7 +319,7 @@ export class ThreadView {
     return items;
   }
 
-  renderMessage(message, { own, status, showSender, continued, editing, confirming }) {
+  renderMessage(message, { own, status, showSender, continued, editing, confirming, reporting, reported }) {
     const store = this.store;
     const sender = own ? "You" : store.userName(message.sender_id);
     const classes = ["msg", own ? "own" : "other"];
@@ -340,7 +378,53 @@ export class ThreadView {
         );
       }
     }
+    if (!own && !message.deleted) {
+      if (reporting) {
+        li.append(this.renderReportForm(message));
+      } else if (!reported) {
+        row.append(
+          h(
+            "div",
+            { class: "msg-actions" },
+            h("button", { type: "button", class: "icon", "data-action": "report", "aria-label": "Report message", title: "Report to the moderators", "data-refocus": "" }, "Report"),
+          ),
+        );
+      }
+    }
     return li;
+  }
+
+  renderReportForm(message) {
+    const draft = this.reportDraft;
+    const reasons = [
+      ["spam", "Spam"],
+      ["abuse", "Harassment or abuse"],
+      ["other", "Something else"],
+    ];
+    const form = h(
+      "div",
+      { class: "msg-report", role: "group", "aria-label": "Report this message", "data-message-id": message.id },
+      h("label", { for: `report-reason-${message.id}` }, "Report to the moderators, reason:"),
+      h(
+        "select",
+        { id: `report-reason-${message.id}`, class: "report-reason", required: true, "data-refocus": "" },
+        // No reason is chosen for the reporter: they pick one.
+        h("option", { value: "", disabled: true, selected: draft.reason === "" }, "Choose…"),
+        ...reasons.map(([value, label]) => h("option", { value }, label)),
+      ),
+      h("input", {
+        type: "text",
+        class: "report-note",
+        maxlength: "500",
+        placeholder: "Anything they should know (optional)",
+        "aria-label": "Note for the moderators",
+        value: draft.note,
+      }),
+      h("button", { type: "button", class: "danger small report-send", "data-action": "report-send" }, "Report"),
+      h("button", { type: "button", class: "secondary small report-cancel", "data-action": "report-cancel" }, "Cancel"),
+    );
+    form.querySelector(".report-reason").value = draft.reason;
+    return form;
   }
 
   renderEditor(message) {
@@ -403,9 +487,9 @@ export class ThreadView {
   async onListClick(event) {
     const button = event.target.closest("button[data-action]");
     if (!button) {
-      // Touch screens have no hover: a tap on one's own message shows its actions.
-      const li = event.target.closest("li.msg.own");
-      if (li && !event.target.closest("a, textarea")) li.classList.toggle("show-actions");
+      // Touch screens have no hover: a tap on a message shows its actions.
+      const li = event.target.closest("li.msg:not(.deleted)");
+      if (li && !event.target.closest("a, textarea, .msg-report")) li.classList.toggle("show-actions");
       return;
     }
     const { li, message } = this.messageOf(button);
@@ -430,6 +514,33 @@ export class ThreadView {
       this.confirming = null;
       this.render();
       this.el.list.querySelector(`li[data-message-id="${message.id}"] [data-action="delete"]`)?.focus();
+    } else if (action === "report") {
+      this.reporting = message.id;
+      this.reportDraft = { reason: "", note: "" };
+      this.render();
+      this.el.list.querySelector(".report-reason")?.focus();
+    } else if (action === "report-cancel") {
+      this.stopReporting(message);
+    } else if (action === "report-send") {
+      if (!this.reportDraft.reason) {
+        this.actions.toast("Choose a reason first.");
+        li.querySelector(".report-reason")?.focus();
+        return;
+      }
+      button.disabled = true;
+      try {
+        const { status } = await this.actions.report(message, this.reportDraft);
+        this.reported.add(message.id);
+        this.reporting = null;
+        this.actions.toast(
+          status === 201 ? "Reported. The moderators will look at it." : "You had reported this message already.",
+        );
+        this.render();
+        this.focusComposer();
+      } catch (error) {
+        button.disabled = false;
+        this.actions.toast(`Could not report: ${error.detail || error.message}`);
+      }
     } else if (action === "delete-yes") {
       this.confirming = null;
       button.disabled = true;
@@ -443,7 +554,26 @@ export class ThreadView {
     }
   }
 
+  stopReporting(message) {
+    this.reporting = null;
+    this.render();
+    this.el.list.querySelector(`li[data-message-id="${message.id}"] [data-action="report"]`)?.focus();
+  }
+
   onListKey(event) {
+    if (event.key === "Escape" && event.target.closest(".msg-report")) {
+      const { message } = this.messageOf(event.target);
+      if (!message) return;
+      event.preventDefault();
+      event.stopPropagation();
+      this.stopReporting(message);
+      return;
+    }
+    if (event.key === "Enter" && event.target.matches(".report-note") && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      event.target.closest(".msg-report").querySelector('[data-action="report-send"]').click();
+      return;
+    }
     const box = event.target.closest(".edit-text");
     if (!box) return;
     const { message } = this.messageOf(box);
@@ -452,7 +582,7 @@ export class ThreadView {
       event.preventDefault();
       event.stopPropagation();
       this.stopEditing(message);
-    } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
       event.preventDefault();
       this.saveEdit(message, box);
     }
