@@ -46,6 +46,33 @@ SELECT coalesce((SELECT last_seq FROM messaging_inbox WHERE user_id = u.id), 0)
 """
 
 
+# Messages as `_messages_now` makes them, as JSON text made by PostgreSQL
+# (jsonb's text, like the live frames' copy from the send function): the
+# replay splices it in. Building, formatting and encoding a thousand
+# messages in Python doubled a reconnect's replay (docs/benchmarks.md,
+# session 17). Times as `wire.iso`: microseconds only when there are some.
+MESSAGES_NOW_TEXT = """
+SELECT m.id, jsonb_build_object(
+       'id', m.id, 'conversation_id', m.conversation_id, 'seq', m.seq,
+       'sender_id', m.sender_id,
+       'text', CASE WHEN mm.id IS NULL THEN '' ELSE m.text END,
+       'client_msg_id', m.client_msg_id,
+       'created_at', CASE
+           WHEN mod(extract(microseconds FROM m.created_at)::bigint, 1000000) = 0
+           THEN to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+           ELSE to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END,
+       'edited_at', CASE
+           WHEN mod(extract(microseconds FROM m.edited_at)::bigint, 1000000) = 0
+           THEN to_char(m.edited_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+           ELSE to_char(m.edited_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END,
+       'deleted', m.deleted_at IS NOT NULL)::text
+  FROM messaging_message m
+  LEFT JOIN messaging_membership mm
+    ON mm.conversation_id = m.conversation_id AND mm.user_id = %s
+ WHERE m.id = ANY(%s)
+"""
+
+
 @dataclass(frozen=True)
 class Event:
     user_id: int
@@ -200,7 +227,7 @@ def inbox_read_text(
         _message_id(kind, json.loads(body)) if kind in MESSAGE_KINDS else None
         for _, kind, body in rows
     ]
-    messages = {i: wire.message_json(m) for i, m in _messages_now(user_id, ids).items()}
+    messages = _messages_now_text(user_id, ids)
     frames = []
     for (seq, kind, body), message_id in zip(rows, ids, strict=True):
         message = messages.get(message_id) if message_id is not None else None
@@ -218,6 +245,18 @@ def _message_id(kind: str, payload: Any) -> int | None:
     # Written before messaging migration 0007, which rewrote these as references.
     copy = payload.get("message")
     return copy.get("id") if isinstance(copy, dict) else None
+
+
+def _messages_now_text(user_id: int, ids: Iterable[int | None]) -> dict[int, str]:
+    """`_messages_now` as JSON text, by id."""
+    if connection.vendor != "postgresql":  # the embedded default (SQLite)
+        return {i: wire.message_json(m) for i, m in _messages_now(user_id, ids).items()}
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(MESSAGES_NOW_TEXT, [user_id, wanted])
+        return dict(cursor.fetchall())
 
 
 def _messages_now(user_id: int, ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:

@@ -29,7 +29,7 @@ from messaging.models import InboxEvent, Membership, Message
 from messaging.send_queue import Overloaded, SendQueue, Unknown, _store_orm
 from messaging.send_store import Send
 from messaging.services import _message_send_sql, message_send_orm
-from tests.messaging_helpers import connect, direct, group, send, send_frame
+from tests.messaging_helpers import api, connect, direct, group, send, send_frame
 from tests.support.ws import open_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -641,6 +641,39 @@ def test_replayed_frames_as_text_are_the_stored_events(alice, bob):
     assert [cursor for cursor, _ in spliced] == [frame["cursor"] for frame in expected]
     assert [json.loads(text) for _, text in spliced] == expected
     assert inbox_read_text(user_id=bob.id, after=1, upto=2) == spliced[1:2]
+
+
+def test_replayed_messages_are_as_rest_shows_them_now(alice, bob, make_member):
+    """The replay's messages are made as JSON text by PostgreSQL: the same
+    message, time stamps to the character, as REST sync makes in Python, after
+    an edit and a deletion, at a whole second, and without the text in a
+    group the reader has left."""
+    from messaging.inbox import inbox_read_text
+
+    carol = make_member("carol")
+    conversation = direct(alice, bob)
+    edited = send(alice, conversation, "frist").json()["message"]
+    deleted = send(alice, conversation, "oops").json()["message"]
+    whole = send(alice, conversation, "on the second").json()["message"]
+    api(alice).patch(f"/api/v1/messages/{edited['id']}/", {"text": "first"}, format="json")
+    api(alice).delete(f"/api/v1/messages/{deleted['id']}/")
+    Message.objects.filter(pk=whole["id"]).update(created_at=timezone.now().replace(microsecond=0))
+    team = group(alice, bob, carol)
+    send(alice, team, "before carol left")
+    api(carol).delete(f"/api/v1/conversations/{team}/members/{carol.id}/")
+
+    for user in (bob, carol):
+        expected = inbox_read(user_id=user.id, after=0)
+        spliced = [json.loads(text) for _, text in inbox_read_text(user_id=user.id, after=0)]
+        assert spliced == expected
+    messages = [e["message"] for e in expected if "message" in e]
+    assert [m["text"] for m in messages] == [""]  # carol's: the group's, after she left
+    whole_now = next(
+        e["message"]
+        for e in inbox_read(user_id=bob.id, after=0)
+        if e.get("message", {}).get("id") == whole["id"]
+    )
+    assert "." not in whole_now["created_at"]
 
 
 def test_live_frames_spliced_from_the_stored_text_are_the_stored_events(live_daphne, alice, bob):
