@@ -69,7 +69,7 @@ SELECT m.id, jsonb_build_object(
   FROM messaging_message m
   LEFT JOIN messaging_membership mm
     ON mm.conversation_id = m.conversation_id AND mm.user_id = %s
- WHERE m.id = ANY(%s)
+ WHERE m.id = ANY(%s::bigint[])
 """
 
 
@@ -251,7 +251,7 @@ def _messages_now_text(user_id: int, ids: Iterable[int | None]) -> dict[int, str
     """`_messages_now` as JSON text, by id."""
     if connection.vendor != "postgresql":  # the embedded default (SQLite)
         return {i: wire.message_json(m) for i, m in _messages_now(user_id, ids).items()}
-    wanted = sorted({i for i in ids if i is not None})
+    wanted = list({i for i in ids if i is not None})
     if not wanted:
         return {}
     with connection.cursor() as cursor:
