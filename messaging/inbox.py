@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.ws_auth import credentials_valid, session_valid
+from chatproject.converters import BIGINT_MAX
 from chatproject.realtime import send_many_on_commit
 from messaging import wire
 from messaging.models import Inbox, InboxEvent, Membership, Message
@@ -46,30 +46,43 @@ SELECT coalesce((SELECT last_seq FROM messaging_inbox WHERE user_id = u.id), 0)
 """
 
 
-# Messages as `_messages_now` makes them, as JSON text made by PostgreSQL
-# (jsonb's text, like the live frames' copy from the send function): the
-# replay splices it in. Building, formatting and encoding a thousand
-# messages in Python doubled a reconnect's replay (docs/benchmarks.md,
-# session 17). Times as `wire.iso`: microseconds only when there are some.
-MESSAGES_NOW_TEXT = """
-SELECT m.id, jsonb_build_object(
-       'id', m.id, 'conversation_id', m.conversation_id, 'seq', m.seq,
-       'sender_id', m.sender_id,
-       'text', CASE WHEN mm.id IS NULL THEN '' ELSE m.text END,
-       'client_msg_id', m.client_msg_id,
-       'created_at', CASE
-           WHEN mod(extract(microseconds FROM m.created_at)::bigint, 1000000) = 0
-           THEN to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-           ELSE to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END,
-       'edited_at', CASE
-           WHEN mod(extract(microseconds FROM m.edited_at)::bigint, 1000000) = 0
-           THEN to_char(m.edited_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-           ELSE to_char(m.edited_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END,
-       'deleted', m.deleted_at IS NOT NULL)::text
-  FROM messaging_message m
+# The socket's replay page in one statement: each event, and for a message
+# event the message as it is now (as `_messages_now` makes it: its text
+# emptied where the reader is no longer a member), as JSON text made by
+# PostgreSQL (jsonb's text, like the live frames' copy from the send
+# function), to splice into the frame. Building, formatting and encoding a
+# thousand messages in Python, after a second query, doubled a reconnect's
+# replay (docs/benchmarks.md, session 17). Times as `wire.iso`:
+# microseconds only when there are some. A reference is `{"message_id"}`,
+# or before messaging 0007 a copy with its `id`.
+REPLAY_TEXT = """
+SELECT e.seq, e.kind,
+       CASE WHEN m.id IS NULL THEN e.payload::text END,
+       CASE WHEN m.id IS NOT NULL THEN jsonb_build_object(
+           'id', m.id, 'conversation_id', m.conversation_id, 'seq', m.seq,
+           'sender_id', m.sender_id,
+           'text', CASE WHEN mm.id IS NULL THEN '' ELSE m.text END,
+           'client_msg_id', m.client_msg_id,
+           'created_at', CASE
+               WHEN mod(extract(microseconds FROM m.created_at)::bigint, 1000000) = 0
+               THEN to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+               ELSE to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+               END,
+           'edited_at', CASE
+               WHEN mod(extract(microseconds FROM m.edited_at)::bigint, 1000000) = 0
+               THEN to_char(m.edited_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+               ELSE to_char(m.edited_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+               END,
+           'deleted', m.deleted_at IS NOT NULL)::text END
+  FROM messaging_inboxevent e
+  LEFT JOIN messaging_message m
+    ON e.kind IN ('message.new', 'message.edited', 'message.deleted')
+   AND m.id = coalesce((e.payload->>'message_id')::bigint, (e.payload->'message'->>'id')::bigint)
   LEFT JOIN messaging_membership mm
-    ON mm.conversation_id = m.conversation_id AND mm.user_id = %s
- WHERE m.id = ANY(%s::bigint[])
+    ON mm.conversation_id = m.conversation_id AND mm.user_id = e.user_id
+ WHERE e.user_id = %s AND e.seq > %s AND e.seq <= %s
+ ORDER BY e.seq
+ LIMIT %s
 """
 
 
@@ -214,23 +227,19 @@ def inbox_read_text(
     *, user_id: int, after: int, limit: int = REPLAY_PAGE, upto: int | None = None
 ) -> list[tuple[int, str]]:
     """`inbox_read` for the socket's replay: (cursor, frame as JSON text), the
-    frame spliced around the message's JSON text or the stored payload's text.
-    A reconnect replays up to thousands of events; parsing each payload only to
-    encode it again was most of the replay's CPU."""
-    rows = list(
-        _events(user_id=user_id, after=after, upto=upto)
-        .annotate(body=Cast("payload", TextField()))
-        .values_list("seq", "kind", "body")[:limit]
-    )
-    # A message's stored payload is a short reference: parsing it is cheap.
-    ids = [
-        _message_id(kind, json.loads(body)) if kind in MESSAGE_KINDS else None
-        for _, kind, body in rows
-    ]
-    messages = _messages_now_text(user_id, ids)
+    frame spliced around the message's JSON text or the stored payload's text
+    (REPLAY_TEXT). A reconnect replays up to thousands of events; making each
+    frame's objects in Python only to encode them was most of the replay's CPU."""
+    if connection.vendor != "postgresql":  # the embedded default (SQLite)
+        return [
+            (frame["cursor"], json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+            for frame in inbox_read(user_id=user_id, after=after, limit=limit, upto=upto)
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(REPLAY_TEXT, [user_id, after, BIGINT_MAX if upto is None else upto, limit])
+        rows = cursor.fetchall()
     frames = []
-    for (seq, kind, body), message_id in zip(rows, ids, strict=True):
-        message = messages.get(message_id) if message_id is not None else None
+    for seq, kind, body, message in rows:
         # Other payloads are JSON objects: their members follow the frame's own.
         members = f'"message":{message}' if message is not None else body.strip()[1:-1].strip()
         frames.append((seq, wire.event_frame_text(seq, kind, members)))
@@ -245,18 +254,6 @@ def _message_id(kind: str, payload: Any) -> int | None:
     # Written before messaging migration 0007, which rewrote these as references.
     copy = payload.get("message")
     return copy.get("id") if isinstance(copy, dict) else None
-
-
-def _messages_now_text(user_id: int, ids: Iterable[int | None]) -> dict[int, str]:
-    """`_messages_now` as JSON text, by id."""
-    if connection.vendor != "postgresql":  # the embedded default (SQLite)
-        return {i: wire.message_json(m) for i, m in _messages_now(user_id, ids).items()}
-    wanted = list({i for i in ids if i is not None})
-    if not wanted:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute(MESSAGES_NOW_TEXT, [user_id, wanted])
-        return dict(cursor.fetchall())
 
 
 def _messages_now(user_id: int, ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
