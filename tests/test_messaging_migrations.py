@@ -1,11 +1,13 @@
 """Migrations that rewrite stored data, run both ways on the real database."""
 
+import json
+
 import pytest
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from messaging import wire
-from messaging.inbox import inbox_append, inbox_read
+from messaging.inbox import inbox_append, inbox_read, inbox_read_text
 from messaging.models import InboxEvent, Message
 from tests.messaging_helpers import api, direct, send
 
@@ -58,6 +60,12 @@ def test_stored_message_copies_become_references_and_back(alice, bob):
         assert _message_payloads() == [tombstone] * 6
         send(bob, conversation, "back on 0006")
         assert _message_payloads()[-1]["message"]["text"] == "back on 0006"
+        # A socket's replay reads an old copy as it reads a reference: it
+        # gives the message as it is now, not as copied.
+        Message.objects.filter(text="back on 0006").update(text="changed since")
+        spliced = [json.loads(text) for _, text in inbox_read_text(user_id=bob.id, after=0)]
+        assert spliced == inbox_read(user_id=bob.id, after=0)
+        assert spliced[-1]["message"]["text"] == "changed since"
     finally:
         _migrate()
     # The function is 0007's again: a new send stores a reference.
