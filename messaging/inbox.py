@@ -54,7 +54,9 @@ SELECT coalesce((SELECT last_seq FROM messaging_inbox WHERE user_id = u.id), 0)
 # thousand messages in Python, after a second query, doubled a reconnect's
 # replay (docs/benchmarks.md, session 17). Times as `wire.iso`:
 # microseconds only when there are some. A reference is `{"message_id"}`,
-# or before messaging 0007 a copy with its `id`.
+# or before messaging 0007 a copy with its `id`; only digits are cast (the
+# planner may cast before it checks the kind, and one bad row must not
+# fail every replay of its user).
 REPLAY_TEXT = """
 SELECT e.seq, e.kind,
        CASE WHEN m.id IS NULL THEN e.payload::text END,
@@ -76,8 +78,14 @@ SELECT e.seq, e.kind,
            'deleted', m.deleted_at IS NOT NULL)::text END
   FROM messaging_inboxevent e
   LEFT JOIN messaging_message m
-    ON e.kind IN ('message.new', 'message.edited', 'message.deleted')
-   AND m.id = coalesce((e.payload->>'message_id')::bigint, (e.payload->'message'->>'id')::bigint)
+    ON e.kind = ANY(%s)
+   AND m.id = coalesce(
+       CASE WHEN jsonb_typeof(e.payload->'message_id') = 'number'
+             AND e.payload->>'message_id' ~ '^[0-9]{1,18}$'
+            THEN (e.payload->>'message_id')::bigint END,
+       CASE WHEN jsonb_typeof(e.payload->'message'->'id') = 'number'
+             AND e.payload->'message'->>'id' ~ '^[0-9]{1,18}$'
+            THEN (e.payload->'message'->>'id')::bigint END)
   LEFT JOIN messaging_membership mm
     ON mm.conversation_id = m.conversation_id AND mm.user_id = e.user_id
  WHERE e.user_id = %s AND e.seq > %s AND e.seq <= %s
@@ -236,7 +244,10 @@ def inbox_read_text(
             for frame in inbox_read(user_id=user_id, after=after, limit=limit, upto=upto)
         ]
     with connection.cursor() as cursor:
-        cursor.execute(REPLAY_TEXT, [user_id, after, BIGINT_MAX if upto is None else upto, limit])
+        cursor.execute(
+            REPLAY_TEXT,
+            [sorted(MESSAGE_KINDS), user_id, after, BIGINT_MAX if upto is None else upto, limit],
+        )
         rows = cursor.fetchall()
     frames = []
     for seq, kind, body, message in rows:
@@ -247,13 +258,19 @@ def inbox_read_text(
 
 
 def _message_id(kind: str, payload: Any) -> int | None:
+    """The id a message event refers to; None for anything else, so that
+    a stored payload nobody could have written goes out as stored (as in
+    REPLAY_TEXT) instead of failing every read of its user's inbox."""
     if kind not in MESSAGE_KINDS or not isinstance(payload, dict):
         return None
-    if "message_id" in payload:
-        return payload["message_id"]
-    # Written before messaging migration 0007, which rewrote these as references.
-    copy = payload.get("message")
-    return copy.get("id") if isinstance(copy, dict) else None
+    value = payload.get("message_id")
+    if value is None:
+        # Written before messaging migration 0007, which rewrote these as references.
+        copy = payload.get("message")
+        value = copy.get("id") if isinstance(copy, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**18:
+        return value
+    return None
 
 
 def _messages_now(user_id: int, ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:

@@ -636,6 +636,9 @@ def test_replayed_frames_as_text_are_the_stored_events(alice, bob):
     send(alice, conversation, "second")
     with transaction.atomic():
         inbox_append(user_ids=[bob.id], kind="read", payload={})  # an empty payload too
+        # A reference to no message goes out as stored, whatever its id holds.
+        for odd in (10**12, "abc", "12", 1.5, None):
+            inbox_append(user_ids=[bob.id], kind="message.new", payload={"message_id": odd})
 
     expected = inbox_read(user_id=bob.id, after=0)
     spliced = inbox_read_text(user_id=bob.id, after=0)
