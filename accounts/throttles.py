@@ -29,9 +29,28 @@ class UserRateThrottle(_SettingsRate):
 
 
 class ReportRateThrottle(UserRateThrottle):
-    """Reports of messages per user, on top of the API's own limit."""
+    """Reports filed per user, on top of the API's own limit. Only a report
+    filed counts (the view calls `record`): a refused or repeated one costs
+    nothing, so a user who mistyped cannot lock themselves out for an hour."""
 
     scope = "report"
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        # SimpleRateThrottle's check, without counting this request yet.
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        self.history = self.cache.get(self.key, [])
+        self.now = self.timer()
+        while self.history and self.history[-1] <= self.now - self.duration:
+            self.history.pop()
+        return len(self.history) < self.num_requests
+
+    def record(self) -> None:
+        if self.rate is None:
+            return
+        self.history.insert(0, self.now)
+        self.cache.set(self.key, self.history, self.duration)
 
 
 class AuthRateThrottle(_SettingsRate):

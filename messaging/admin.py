@@ -156,12 +156,16 @@ class ReportStatusFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
         return [*Report.Status.choices, ("all", "All")]
 
+    def current(self) -> str:
+        value = self.value()
+        return value if value in (*Report.Status.values, "all") else Report.Status.OPEN
+
     def queryset(self, request: HttpRequest, queryset: QuerySet[Report]) -> QuerySet[Report]:
-        value = self.value() or Report.Status.OPEN
+        value = self.current()
         return queryset if value == "all" else queryset.filter(status=value)
 
     def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
-        current = self.value() or Report.Status.OPEN
+        current = self.current()
         for value, label in self.lookup_choices:
             yield {
                 "selected": current == value,
@@ -182,11 +186,12 @@ class ReportAdmin(admin.ModelAdmin):
         "reporter",
         "sender",
         "short_text",
+        "message_now",
         "reports_of_message",
     ]
     list_filter = [ReportStatusFilter, "reason"]
     search_fields = ["text", "note", "reporter__username", "message__sender__username"]
-    list_select_related = ["reporter", "message__sender"]
+    list_select_related = ["reporter", "message__sender", "message"]
     ordering = ["created_at"]
     readonly_fields = [
         "message_link",
@@ -195,6 +200,7 @@ class ReportAdmin(admin.ModelAdmin):
         "reason",
         "note",
         "text",
+        "message_now",
         "created_at",
         "status",
         "resolved_at",
@@ -244,6 +250,14 @@ class ReportAdmin(admin.ModelAdmin):
     def short_text(self, report: Report) -> str:
         return report.text[:80]
 
+    @admin.display(description="message now")
+    def message_now(self, report: Report) -> str:
+        # What the sender did since: a moderator acts on the message as it is.
+        message = report.message
+        if message.deleted_at is not None:
+            return "deleted"
+        return "edited since" if message.text != report.text else "as reported"
+
     @admin.display(description="reports of the message")
     def reports_of_message(self, report: Report) -> int:
         return report.message_reports
@@ -257,11 +271,12 @@ class ReportAdmin(admin.ModelAdmin):
         closed, deleted = reports.reports_act(report_ids=ids, moderator_id=request.user.pk)
         for message in Message.objects.filter(pk__in=deleted):
             _audit(request, message, "Deleted by a moderator (reported)")
-        self._audit_closed(request, closed, "Closed: message deleted")
+        for report in Report.objects.filter(pk__in=closed):
+            _audit(request, report, f"Closed: {report.get_status_display()}")
         self.message_user(
             request,
             f"Deleted {len(deleted)} message(s) and closed {len(closed)} report(s).",
-            messages.SUCCESS,
+            messages.SUCCESS if closed else messages.WARNING,
         )
 
     @admin.action(
@@ -270,9 +285,7 @@ class ReportAdmin(admin.ModelAdmin):
     def dismiss(self, request: HttpRequest, queryset: QuerySet[Report]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         closed = reports.reports_dismiss(report_ids=ids, moderator_id=request.user.pk)
-        self._audit_closed(request, closed, "Dismissed")
-        self.message_user(request, f"Dismissed {len(closed)} report(s).", messages.SUCCESS)
-
-    def _audit_closed(self, request: HttpRequest, report_ids: list[int], text: str) -> None:
-        for report in Report.objects.filter(pk__in=report_ids):
-            _audit(request, report, text)
+        for report in Report.objects.filter(pk__in=closed):
+            _audit(request, report, "Dismissed")
+        level = messages.SUCCESS if closed else messages.WARNING
+        self.message_user(request, f"Dismissed {len(closed)} report(s).", level)

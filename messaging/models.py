@@ -134,6 +134,8 @@ class Report(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         ACTIONED = "actioned", "Message deleted"
+        # The sender had deleted it before a moderator acted.
+        WITHDRAWN = "withdrawn", "Deleted by its sender"
         DISMISSED = "dismissed", "Dismissed"
 
     # No index of its own: `one_report_per_reporter` starts with it.
@@ -172,4 +174,4 @@ class Report(models.Model):
         indexes = [models.Index(fields=["status", "created_at"], name="report_queue")]
 
     def __str__(self) -> str:
-        return f"report #{self.pk} of message {self.message_id} ({self.status})"
+        return f"report #{self.pk} ({self.get_status_display()})"

@@ -79,25 +79,27 @@ def _close(reports: QuerySet[Report], *, moderator_id: int, status: str) -> list
 
 
 def reports_act(*, report_ids: list[int], moderator_id: int) -> tuple[list[int], list[int]]:
-    """Delete the reported messages (tombstones, live on every device) and
-    close every open report of them, other members' reports of the same
-    messages too. Returns the ids of the reports closed and of the messages
-    deleted now (not those deleted before)."""
-    message_ids = sorted(
-        set(Report.objects.filter(pk__in=report_ids).values_list("message_id", flat=True))
-    )
+    """Delete the messages of the open reports among `report_ids`
+    (tombstones, live on every device) and close every open report of them,
+    other members' reports of the same messages too: `actioned`, or
+    `withdrawn` where the sender had deleted the message already. Closed
+    reports are left as they were decided. Returns the ids of the reports
+    closed and of the messages deleted now."""
+    open_reports = Report.objects.filter(pk__in=report_ids, status=Report.Status.OPEN)
+    message_ids = sorted(set(open_reports.values_list("message_id", flat=True)))
     closed: list[int] = []
     deleted: list[int] = []
     for message_id in message_ids:
         # One transaction per message, like every other write: each locks its
         # own conversation first.
         with transaction.atomic():
-            if services.message_moderate_delete(message_id=message_id) is not None:
+            deleted_now = services.message_moderate_delete(message_id=message_id) is not None
+            if deleted_now:
                 deleted.append(message_id)
             closed += _close(
                 Report.objects.filter(message_id=message_id),
                 moderator_id=moderator_id,
-                status=Report.Status.ACTIONED,
+                status=Report.Status.ACTIONED if deleted_now else Report.Status.WITHDRAWN,
             )
     return closed, deleted
 

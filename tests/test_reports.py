@@ -53,6 +53,7 @@ def test_a_member_reports_a_message_and_the_moderator_sees_what_they_saw(moderat
     queue = moderator.get("/admin/messaging/report/")
     assert queue.status_code == 200
     assert b"you are an idiot" in queue.content
+    assert b"edited since" in queue.content  # the moderator sees it changed
     page = moderator.get(f"/admin/messaging/report/{stored.pk}/change/")
     assert b"third time this week" in page.content
     assert f"/admin/accounts/user/{alice.id}/change/".encode() in page.content
@@ -200,7 +201,7 @@ def test_a_moderator_deletes_a_reported_message_live_and_closes_every_report_of_
     untouched = Report.objects.get(message_id=other["id"])
     assert untouched.status == Report.Status.OPEN
     assert Message.objects.get(pk=other["id"]).deleted_at is None
-    assert LogEntry.objects.filter(change_message="Closed: message deleted").count() == 2
+    assert LogEntry.objects.filter(change_message="Closed: Message deleted").count() == 2
     assert LogEntry.objects.filter(change_message="Deleted by a moderator (reported)").count() == 1
 
 
@@ -221,6 +222,26 @@ def test_a_report_after_the_moderator_took_the_message_down_is_refused(
     assert Report.objects.filter(status=Report.Status.OPEN).count() == 0
 
 
+def test_deleting_from_a_closed_report_changes_nothing(moderator, alice, bob):
+    message = send(alice, direct(alice, bob), "fine after all").json()["message"]
+    report(bob, message["id"])
+    stored = Report.objects.get()
+    moderator.post(
+        "/admin/messaging/report/", {"action": "dismiss", "_selected_action": [stored.pk]}
+    )
+
+    response = moderator.post(
+        "/admin/messaging/report/",
+        {"action": "delete_messages", "_selected_action": [stored.pk], "status": "all"},
+        follow=True,
+    )
+
+    assert b"Deleted 0 message(s) and closed 0 report(s)." in response.content
+    assert Message.objects.get().deleted_at is None
+    stored.refresh_from_db()
+    assert stored.status == Report.Status.DISMISSED
+
+
 def test_a_message_already_deleted_is_not_logged_as_deleted_again(moderator, alice, bob):
     conversation = direct(alice, bob)
     message = send(alice, conversation, "rude").json()["message"]
@@ -234,7 +255,8 @@ def test_a_message_already_deleted_is_not_logged_as_deleted_again(moderator, ali
     )
 
     assert b"Deleted 0 message(s) and closed 1 report(s)." in response.content
-    assert Report.objects.get().status == Report.Status.ACTIONED
+    # Closed as what happened: the sender had taken it back.
+    assert Report.objects.get().status == Report.Status.WITHDRAWN
     assert not LogEntry.objects.filter(change_message__startswith="Deleted by").exists()
 
 
@@ -293,9 +315,18 @@ def test_reports_per_user_are_limited(settings, alice, bob):
     conversation = direct(alice, bob)
     ids = [send(alice, conversation, f"spam {n}").json()["message"]["id"] for n in range(3)]
 
-    answers = [report(bob, message_id).status_code for message_id in ids]
+    own = send(bob, conversation, "mine").json()["message"]["id"]
 
-    assert answers == [201, 201, 429]
+    answers = [
+        report(bob, ids[0], reason="boring").status_code,  # refused: does not count
+        report(bob, ids[0]).status_code,
+        report(bob, ids[0]).status_code,  # a repeat: does not count
+        report(bob, own).status_code,  # refused: does not count
+        report(bob, ids[1]).status_code,
+        report(bob, ids[2]).status_code,
+    ]
+
+    assert answers == [400, 201, 200, 400, 201, 429]
     assert Report.objects.count() == 2
     # Other calls are not limited by it.
     assert send(bob, conversation, "still here").status_code == 201

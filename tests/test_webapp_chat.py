@@ -558,3 +558,43 @@ def test_the_report_form_closes_with_escape_and_on_the_messages_deletion(tabs, r
     expect(form).to_have_count(0)
     expect(alice_tab.composer).to_be_focused()
     assert not Report.objects.exists()
+
+
+def test_a_report_on_its_way_cannot_be_sent_twice(tabs, rest, alice, bob):
+    bob_phone = rest(bob)
+    sent = bob_phone.send(bob_phone.direct(alice.id), "sketchy offer")
+    alice_tab = tabs(alice)
+    page = alice_tab.page
+    alice_tab.open("Bob B.")
+    held = []  # the report's request, held until the message was redrawn
+    page.route("**/report/", lambda route: held.append(route))
+    reports = []
+
+    def count(request) -> None:
+        if "/report/" in request.url:
+            reports.append(request)
+
+    page.on("request", count)
+    theirs = alice_tab.message("sketchy offer")
+    theirs.hover()
+    theirs.get_by_role("button", name="Report message").click()
+    form = page.get_by_role("group", name="Report this message")
+    form.get_by_label("Report to the moderators, reason:").select_option("spam")
+    with page.expect_request("**/report/"):
+        form.get_by_role("button", name="Report").click()
+    for _ in range(100):  # the route's handler runs on Playwright's next event
+        if held:
+            break
+        page.wait_for_timeout(20)
+    assert len(held) == 1
+    # Bob edits it meanwhile: the form is redrawn, its button still disabled.
+    bob_phone.call("PATCH", f"messages/{sent['id']}/", {"text": "sketchy offer!"})
+    expect(alice_tab.message("sketchy offer!")).to_have_count(1)
+    send_button = form.get_by_role("button", name="Report")
+    expect(send_button).to_be_disabled()
+    send_button.click(force=True)
+    held[0].continue_()
+
+    expect(page.locator("#toast")).to_have_text("Reported. The moderators will look at it.")
+    assert len(reports) == 1
+    assert Report.objects.count() == 1

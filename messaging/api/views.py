@@ -169,6 +169,11 @@ class MessageView(APIView):
 class ReportView(APIView):
     throttle_classes = [UserRateThrottle, ReportRateThrottle]
 
+    def get_throttles(self) -> list:
+        throttles = super().get_throttles()
+        self.filed = next(t for t in throttles if isinstance(t, ReportRateThrottle))
+        return throttles
+
     @extend_schema(
         operation_id="message_report",
         summary="Report someone else's message to the moderators",
@@ -186,6 +191,8 @@ class ReportView(APIView):
         report, created = reports.message_report(
             reporter_id=request.user.pk, message_id=message_id, **data
         )
+        if created:
+            self.filed.record()
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(s.ReportOut(report).data, status=code)
 

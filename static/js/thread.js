@@ -17,7 +17,8 @@ import {
 const NEAR_BOTTOM_PX = 80;
 const NEAR_TOP_PX = 120;
 const LAST_SEEN_REFRESH_MS = 30_000;
-const TYPING_EVERY_MS = 2000; // the server drops typing frames sent more often
+const TYPING_EVERY_MS = 2000;
+const NOTE_MAX_CHARS = 500; // a report's note (messaging.reports.NOTE_MAX_CHARS) // the server drops typing frames sent more often
 // Something to show: the server refuses text of only spaces, zero-width and
 // other format or control characters (`empty_text`), so the composer does too.
 // (Also the characters chatproject/text.py counts as blank: Hangul fillers,
@@ -39,6 +40,7 @@ export class ThreadView {
     this.confirming = null; // message id whose deletion awaits confirmation
     this.reporting = null; // message id whose report form is open
     this.reportDraft = { reason: "", note: "" };
+    this.reportSending = null; // message id whose report is on its way
     this.reported = new Set(); // reported from this page (the server keeps one report each)
     this.drafts = new Map();
     this.lastTypingSent = 0;
@@ -196,8 +198,10 @@ export class ThreadView {
   /** The open report form's message was deleted meanwhile: close it and say so. */
   dropReportOfDeleted() {
     if (this.reporting === null) return;
+    // Only a deletion closes it: a message missing for a moment (a reload
+    // of the history) comes back with its form.
     const message = this.conv.messages?.get(this.reporting);
-    if (message && !message.deleted) return;
+    if (!message?.deleted) return;
     const hadFocus = this.el.list.querySelector(".msg-report")?.contains(document.activeElement);
     this.reporting = null;
     this.actions.toast("That message was deleted; there is nothing left to report.");
@@ -415,12 +419,16 @@ export class ThreadView {
       h("input", {
         type: "text",
         class: "report-note",
-        maxlength: "500",
         placeholder: "Anything they should know (optional)",
         "aria-label": "Note for the moderators",
         value: draft.note,
       }),
-      h("button", { type: "button", class: "danger small report-send", "data-action": "report-send" }, "Report"),
+      h(
+        "button",
+        // Still disabled when the form is redrawn while the report is on its way.
+        { type: "button", class: "danger small report-send", "data-action": "report-send", disabled: this.reportSending === message.id },
+        "Report",
+      ),
       h("button", { type: "button", class: "secondary small report-cancel", "data-action": "report-cancel" }, "Cancel"),
     );
     form.querySelector(".report-reason").value = draft.reason;
@@ -522,11 +530,19 @@ export class ThreadView {
     } else if (action === "report-cancel") {
       this.stopReporting(message);
     } else if (action === "report-send") {
+      if (this.reportSending !== null) return;
       if (!this.reportDraft.reason) {
         this.actions.toast("Choose a reason first.");
         li.querySelector(".report-reason")?.focus();
         return;
       }
+      if ([...this.reportDraft.note.trim()].length > NOTE_MAX_CHARS) {
+        // Counted in characters, as the server counts (not UTF-16 units).
+        this.actions.toast(`The note is too long: at most ${NOTE_MAX_CHARS} characters.`);
+        li.querySelector(".report-note")?.focus();
+        return;
+      }
+      this.reportSending = message.id;
       button.disabled = true;
       try {
         const { status } = await this.actions.report(message, this.reportDraft);
@@ -538,8 +554,14 @@ export class ThreadView {
         this.render();
         this.focusComposer();
       } catch (error) {
-        button.disabled = false;
-        this.actions.toast(`Could not report: ${error.detail || error.message}`);
+        this.el.list.querySelector(".msg-report .report-send")?.removeAttribute("disabled");
+        this.actions.toast(
+          error.code === "throttled"
+            ? "You have sent many reports lately; try again later."
+            : `Could not report: ${error.detail || error.message}`,
+        );
+      } finally {
+        this.reportSending = null;
       }
     } else if (action === "delete-yes") {
       this.confirming = null;
