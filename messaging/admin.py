@@ -195,6 +195,7 @@ class ReportAdmin(admin.ModelAdmin):
     ordering = ["created_at"]
     readonly_fields = [
         "message_link",
+        "conversation_link",
         "sender",
         "reporter",
         "reason",
@@ -245,6 +246,15 @@ class ReportAdmin(admin.ModelAdmin):
     def message_link(self, report: Report) -> str:
         url = reverse("admin:messaging_message_change", args=[report.message_id])
         return format_html('<a href="{}">{}</a>', url, report.message)
+
+    @admin.display(description="conversation")
+    def conversation_link(self, report: Report) -> str:
+        # The messages around it: context before deciding.
+        url = reverse("admin:messaging_message_changelist")
+        conversation_id = report.message.conversation_id
+        return format_html(
+            '<a href="{}?conversation__exact={}">its messages</a>', url, conversation_id
+        )
 
     @admin.display(description="text when reported")
     def short_text(self, report: Report) -> str:

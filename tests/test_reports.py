@@ -34,6 +34,7 @@ def report(member, message_id, **body):
 def test_a_member_reports_a_message_and_the_moderator_sees_what_they_saw(moderator, alice, bob):
     conversation = direct(alice, bob)
     message = send(alice, conversation, "you are an idiot").json()["message"]
+    send(alice, group(alice, bob), "elsewhere")
 
     response = report(bob, message["id"], note="  third time this week  ")
     # The sender edits it afterwards: the report keeps the reported words.
@@ -57,6 +58,13 @@ def test_a_member_reports_a_message_and_the_moderator_sees_what_they_saw(moderat
     page = moderator.get(f"/admin/messaging/report/{stored.pk}/change/")
     assert b"third time this week" in page.content
     assert f"/admin/accounts/user/{alice.id}/change/".encode() in page.content
+    # The conversation's messages, for context, one click away.
+    around = f"/admin/messaging/message/?conversation__exact={conversation}"
+    assert around.replace("&", "&amp;").encode() in page.content
+    context = moderator.get(around)
+    assert context.status_code == 200
+    assert b"hello" in context.content
+    assert b"elsewhere" not in context.content
 
 
 def test_the_report_keeps_the_words_the_sender_deletes_and_tells_the_sender_nothing(alice, bob):
